@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="keras-auxloss",
+    version="0.1.0",
+    description=(
+        "Keras LSTMs for very long sequences: truncated backpropagation with "
+        "auxiliary reconstruction or prediction losses (Trinh et al., 2018)."
+    ),
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_auxloss", "keras_auxloss.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "numpy",
+    ],
+    extras_require={
+        # The example scripts and benchmarks.
+        "examples": ["tensorflow-datasets", "absl-py", "matplotlib"],
+        "dev": ["tensorflow-datasets", "absl-py", "matplotlib", "pytest", "ruff"],
+    },
+    license="Apache-2.0",
+)
