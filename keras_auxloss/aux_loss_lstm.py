@@ -317,10 +317,7 @@ class AuxLossLSTM(keras.layers.Layer):
         if self.bptt is not None:
             capture.append(ops.full((batch, 1), length - self.bptt - 1, "int32"))
         if self.aux_loss is not None:
-            window_starts = keras.random.randint(
-                (batch, self.num_anchors), 0, length - self._window_span + 1,
-                seed=self.seed_generator, dtype="int32",
-            )
+            window_starts = self._sample_window_starts(batch, length)
             capture.append(window_starts - 1)
         capture = ops.concatenate(capture, axis=1) if capture else None
 
@@ -333,7 +330,7 @@ class AuxLossLSTM(keras.layers.Layer):
             # One pass outside the gradient finds where the windows start; it
             # can stop at the last of them unless every output is wanted.
             _, prefix, captured = recurrence.run_lstm(
-                sequence, self._step_gates(differentiable=False), initial,
+                ops.stop_gradient(sequence), self._step_gates(differentiable=False), initial,
                 ops.stop_gradient(self.cell.recurrent_kernel), capture_after=capture,
                 num_steps=None if self.return_sequences else ops.max(capture) + 1,
                 return_sequences=self.return_sequences,
@@ -357,6 +354,18 @@ class AuxLossLSTM(keras.layers.Layer):
             self.add_loss(self.aux_weight * loss)
             self.aux_loss_tracker.update_state(loss)
         return self._outputs(state, sequences if self.return_sequences else None)
+
+    def _sample_window_starts(self, batch, length):
+        """First steps of the anchors' windows, uniform over those that fit.
+
+        A reconstruction window ends at its anchor, `start + aux_length - 1`;
+        a prediction window starts at its anchor. Returns `(batch,
+        num_anchors)` int32.
+        """
+        return keras.random.randint(
+            (batch, self.num_anchors), 0, length - self._window_span + 1,
+            seed=self.seed_generator, dtype="int32",
+        )
 
     def _outputs(self, state, sequences):
         output = state.hidden if sequences is None else ops.moveaxis(sequences, 0, 1)

@@ -69,7 +69,7 @@ def run_lstm(
     inputs_ta = tf.TensorArray(inputs.dtype, size=length).unstack(inputs)
     if mask is not None:
         mask_ta = tf.TensorArray(tf.bool, size=length).unstack(mask)
-    outputs_ta = tf.TensorArray(state.hidden.dtype, size=steps if return_sequences else 0)
+    outputs_ta = tf.TensorArray(state.hidden.dtype, size=steps) if return_sequences else ()
     if capture_after is not None:
         captured = LSTMState(
             *(tf.repeat(s[:, None, :], tf.shape(capture_after)[1], axis=1) for s in state)
