@@ -288,12 +288,7 @@ class AuxLossLSTM(keras.layers.Layer):
 
     def call(self, inputs, training=False):
         if self.vocab_size is None:
-            if not keras.backend.is_float_dtype(inputs.dtype):
-                raise ValueError(
-                    "AuxLossLSTM with vocab_size=None expects float inputs of "
-                    f"shape (batch, time, features), got dtype {inputs.dtype}. "
-                    "For integer token ids of shape (batch, time), set `vocab_size`."
-                )
+            # Integer features (rank 3: build rejects rank-2 ids) are numbers.
             inputs = ops.cast(inputs, self.compute_dtype)
         elif not keras.backend.is_int_dtype(inputs.dtype):
             # Keras hands a Sequential model without an Input layer its data
@@ -306,7 +301,10 @@ class AuxLossLSTM(keras.layers.Layer):
 
         if not training:
             state, sequences, _ = recurrence.run_lstm(
-                sequence, self._step_gates(), initial, self.cell.recurrent_kernel,
+                sequence,
+                self._step_gates(),
+                initial,
+                self.cell.recurrent_kernel,
                 return_sequences=self.return_sequences,
             )
             return self._outputs(state, sequences)
@@ -323,15 +321,21 @@ class AuxLossLSTM(keras.layers.Layer):
 
         if self.bptt is None:
             state, sequences, captured = recurrence.run_lstm(
-                *self._window_gates(sequence), initial, self.cell.recurrent_kernel,
-                capture_after=capture, return_sequences=self.return_sequences,
+                *self._window_gates(sequence),
+                initial,
+                self.cell.recurrent_kernel,
+                capture_after=capture,
+                return_sequences=self.return_sequences,
             )
         else:
             # One pass outside the gradient finds where the windows start; it
             # can stop at the last of them unless every output is wanted.
             _, prefix, captured = recurrence.run_lstm(
-                ops.stop_gradient(sequence), self._step_gates(differentiable=False), initial,
-                ops.stop_gradient(self.cell.recurrent_kernel), capture_after=capture,
+                ops.stop_gradient(sequence),
+                self._step_gates(differentiable=False),
+                initial,
+                ops.stop_gradient(self.cell.recurrent_kernel),
+                capture_after=capture,
                 num_steps=None if self.return_sequences else ops.max(capture) + 1,
                 return_sequences=self.return_sequences,
             )
@@ -348,7 +352,7 @@ class AuxLossLSTM(keras.layers.Layer):
         if self.aux_loss is not None:
             # Each window starts from its state cut from the gradient.
             anchor_states = LSTMState(
-                *(ops.stop_gradient(s[:, -self.num_anchors:]) for s in captured)
+                *(ops.stop_gradient(s[:, -self.num_anchors :]) for s in captured)
             )
             loss = self._auxiliary_loss(sequence, window_starts, anchor_states)
             self.add_loss(self.aux_weight * loss)
@@ -363,8 +367,11 @@ class AuxLossLSTM(keras.layers.Layer):
         num_anchors)` int32.
         """
         return keras.random.randint(
-            (batch, self.num_anchors), 0, length - self._window_span + 1,
-            seed=self.seed_generator, dtype="int32",
+            (batch, self.num_anchors),
+            0,
+            length - self._window_span + 1,
+            seed=self.seed_generator,
+            dtype="int32",
         )
 
     def _outputs(self, state, sequences):
@@ -412,8 +419,10 @@ class AuxLossLSTM(keras.layers.Layer):
         # Examples and their anchors share one batch axis: (batch * anchors).
         initial = LSTMState(*(ops.reshape(s, (-1, self.units)) for s in anchor_states))
         state, outputs, _ = recurrence.run_lstm(
-            *self._window_gates(windows[: self.aux_length]), initial,
-            self.cell.recurrent_kernel, return_sequences=self.aux_loss == "predict",
+            *self._window_gates(windows[: self.aux_length]),
+            initial,
+            self.cell.recurrent_kernel,
+            return_sequences=self.aux_loss == "predict",
         )
         # The decoder's inputs and targets are data, not paths for gradient.
         data = ops.stop_gradient(windows)
@@ -474,7 +483,8 @@ class AuxLossLSTM(keras.layers.Layer):
         """
         steps, batch = ops.shape(inputs)[0], ops.shape(inputs)[1]
         feed_sample = ops.logical_and(
-            keras.random.uniform((steps, batch), seed=self.seed_generator) < self.scheduled_sampling,
+            keras.random.uniform((steps, batch), seed=self.seed_generator)
+            < self.scheduled_sampling,
             ops.arange(steps)[:, None] > 0,
         )
         # Gumbel noise: argmax(logits + noise) samples from softmax(logits).
@@ -484,7 +494,9 @@ class AuxLossLSTM(keras.layers.Layer):
         noise = -ops.log(-ops.log(uniform))
         dropout_mask = ops.ones((steps, batch, self.aux_hidden), self.compute_dtype)
         if self.aux_dropout:
-            dropout_mask = keras.random.dropout(dropout_mask, self.aux_dropout, seed=self.seed_generator)
+            dropout_mask = keras.random.dropout(
+                dropout_mask, self.aux_dropout, seed=self.seed_generator
+            )
         table = self._token_table(self.decoder_cells[0])
 
         def step(carry, x):
@@ -572,6 +584,5 @@ def _check_number(name, value, low, high, expected, high_open=False):
     )
     if not ok:
         raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected "
-            f"{expected}, got {value!r}."
+            f"Received an invalid value for argument `{name}`, expected {expected}, got {value!r}."
         )

@@ -10,7 +10,8 @@ The gate layout is Keras's (`i, f, c, o`), so the weights of a
 `keras.layers.LSTMCell` run here give the same values as `keras.layers.LSTM`.
 """
 
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -33,13 +34,13 @@ def lstm_step(gates: tf.Tensor, state: LSTMState, recurrent_kernel: tf.Tensor) -
 
 def run_lstm(
     inputs: tf.Tensor,
-    input_gates: Optional[Callable[[tf.Tensor], tf.Tensor]],
+    input_gates: Callable[[tf.Tensor], tf.Tensor] | None,
     state: LSTMState,
     recurrent_kernel: tf.Tensor,
     *,
-    mask: Optional[tf.Tensor] = None,
-    capture_after: Optional[tf.Tensor] = None,
-    num_steps: Optional[tf.Tensor] = None,
+    mask: tf.Tensor | None = None,
+    capture_after: tf.Tensor | None = None,
+    num_steps: tf.Tensor | None = None,
     return_sequences: bool = False,
 ):
     """Runs one LSTM layer over time-major `inputs`.
@@ -85,9 +86,7 @@ def run_lstm(
             new = LSTMState(*(tf.where(keep, n, s) for n, s in zip(new, state)))
         if capture_after is not None:
             hit = tf.equal(capture_after, t)[:, :, None]
-            captured = LSTMState(
-                *(tf.where(hit, n[:, None, :], c) for n, c in zip(new, captured))
-            )
+            captured = LSTMState(*(tf.where(hit, n[:, None, :], c) for n, c in zip(new, captured)))
         if return_sequences:
             outputs_ta = outputs_ta.write(t, new.hidden)
         return t + 1, new, captured, outputs_ta

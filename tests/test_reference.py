@@ -23,8 +23,13 @@ def keras_lstm(cell, **kwargs):
 def test_inference_equals_keras_embedding_and_lstm(return_sequences):
     tokens = np.random.default_rng(0).integers(0, 11, size=(3, LENGTH))
     layer = AuxLossLSTM(
-        6, vocab_size=11, embedding_dim=4, bptt=5, aux_length=4,
-        return_sequences=return_sequences, return_state=True,
+        6,
+        vocab_size=11,
+        embedding_dim=4,
+        bptt=5,
+        aux_length=4,
+        return_sequences=return_sequences,
+        return_state=True,
     )
     output, h, c = layer(tokens)
     embedding = keras.layers.Embedding(11, 4)
@@ -43,7 +48,7 @@ def reference_aux_loss(layer, x, starts):
     Each window runs the main LSTM from the state before it, cut from the
     gradient, so each window's loss has exactly its own truncation.
     """
-    l = layer.aux_length
+    span = layer.aux_length
     main = keras_lstm(layer.cell, return_sequences=True, return_state=True)
     decoder = [keras_lstm(cell, return_sequences=True) for cell in layer.decoder_cells]
     per_token = []
@@ -52,13 +57,15 @@ def reference_aux_loss(layer, x, starts):
             state = [tf.zeros((1, layer.units))] * 2
             if s > 0:
                 state = [tf.stop_gradient(t) for t in main(x[b : b + 1, :s])[1:]]
-            outputs, h, c = main(x[b : b + 1, s : s + l], initial_state=state)
+            outputs, h, c = main(x[b : b + 1, s : s + span], initial_state=state)
             if layer.aux_loss == "reconstruct":
-                hidden = decoder[0](tf.stop_gradient(x[b : b + 1, s : s + l - 1]), initial_state=[h, c])
-                targets = x[b : b + 1, s + 1 : s + l]
+                hidden = decoder[0](
+                    tf.stop_gradient(x[b : b + 1, s : s + span - 1]), initial_state=[h, c]
+                )
+                targets = x[b : b + 1, s + 1 : s + span]
             else:
                 hidden = decoder[0](outputs)
-                targets = x[b : b + 1, s + 1 : s + l + 1]
+                targets = x[b : b + 1, s + 1 : s + span + 1]
             for lstm in decoder[1:]:
                 hidden = lstm(hidden)
             predictions = layer.head_output(layer.head_hidden(hidden))
@@ -72,8 +79,15 @@ def test_overlapping_windows_each_get_their_own_truncation(aux_loss):
     starts = [[0, 2, 4, 9], [12, 12, 15, 3]]
     x = tf.constant(np.random.default_rng(1).normal(size=(2, LENGTH, 3)).astype("float32"))
     layer = AuxLossLSTM(
-        5, aux_loss=aux_loss, aux_length=8, bptt=4, num_anchors=4, aux_dropout=0.0,
-        aux_hidden=7, aux_layers=2, seed=0,
+        5,
+        aux_loss=aux_loss,
+        aux_length=8,
+        bptt=4,
+        num_anchors=4,
+        aux_dropout=0.0,
+        aux_hidden=7,
+        aux_layers=2,
+        seed=0,
     )
     layer.build(x.shape)
     layer._sample_window_starts = lambda batch, length: tf.constant(starts, tf.int32)
