@@ -138,6 +138,12 @@ class AuxLossLSTM(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "AuxLossLSTM needs the TensorFlow backend (its recurrence is a "
+                f"tf.while_loop), but Keras is running on {keras.backend.backend()!r}. "
+                "Set KERAS_BACKEND=tensorflow."
+            )
         _check_positive_int("units", units)
         if aux_loss not in AUX_LOSSES + (None,):
             raise ValueError(

@@ -1,0 +1,245 @@
+"""Training-step time and memory of AuxLossLSTM against Keras's LSTM.
+
+For each sequence length, four configurations run one at a time, each in a
+subprocess of its own so that its peak memory is its own:
+
+- `r_lstm`: AuxLossLSTM, reconstruction loss, bptt 300, 1 anchor x 600;
+- `truncated_lstm`: the same layer with `aux_loss=None`;
+- `keras_full_bp`: `keras.layers.Embedding` + `keras.layers.LSTM`, full
+  backpropagation, the baseline users would otherwise pick;
+- `forward_floor`: `predict_on_batch` of the r-LSTM model, i.e. its main
+  LSTM read once over the sequence: no training step can beat it.
+
+Each reports the median seconds per step after a warm-up step (which
+traces and compiles), the peak resident memory, and its increase over the
+process's own resident memory after importing TensorFlow. A configuration
+that passes `--memory_limit_gib` or `--time_limit` is stopped and reported
+as such. Results go to `--output_dir` as `results.json`, `results.md` (a
+markdown table with the ratios r_lstm / forward_floor and
+r_lstm / keras_full_bp) and `results.png` (log-log plots).
+
+Run it with:
+
+    .venv/bin/python benchmarks/train_step.py --output_dir=benchmarks/results
+
+or `make benchmark`. A quick look: `--lengths=784 --repetitions=1`.
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+CONFIGS = ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("lengths", ["784", "4096", "16384", "65536"], "Sequence lengths.")
+flags.DEFINE_list("configs", list(CONFIGS), "Configurations to run.")
+flags.DEFINE_integer("batch_size", 32, "Batch size.")
+flags.DEFINE_integer("units", 128, "LSTM units.")
+flags.DEFINE_integer("vocab_size", 256, "Token vocabulary.")
+flags.DEFINE_integer("embedding_dim", 128, "Token embedding size.")
+flags.DEFINE_integer("bptt", 300, "Supervised truncation of the AuxLossLSTM configurations.")
+flags.DEFINE_integer("aux_length", 600, "Auxiliary subsequence length.")
+flags.DEFINE_integer("num_anchors", 1, "Anchors per example.")
+flags.DEFINE_integer("repetitions", 3, "Timed steps after the warm-up step.")
+flags.DEFINE_float("time_limit", 1800, "Seconds one configuration may take in all.")
+flags.DEFINE_float("memory_limit_gib", 18, "Resident memory one configuration may use.")
+flags.DEFINE_string("output_dir", "benchmarks/results", "Where the results go.")
+flags.DEFINE_string("worker", None, "Internal: run one configuration and print JSON.")
+flags.DEFINE_integer("length", None, "Internal: the worker's sequence length.")
+
+
+def _resident_gib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 2**20
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _peak_resident_gib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def run_worker(config, length):
+    """Times one configuration in this process; returns a result dict."""
+    import keras
+    import numpy as np
+
+    from keras_auxloss import AuxLossLSTM
+
+    baseline = _resident_gib()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((length,), dtype="int32", batch_size=FLAGS.batch_size)
+    if config == "keras_full_bp":
+        features = keras.layers.Embedding(FLAGS.vocab_size, FLAGS.embedding_dim)(inputs)
+        features = keras.layers.LSTM(FLAGS.units)(features)
+    else:
+        features = AuxLossLSTM(
+            FLAGS.units,
+            aux_loss=None if config == "truncated_lstm" else "reconstruct",
+            vocab_size=FLAGS.vocab_size,
+            embedding_dim=FLAGS.embedding_dim,
+            bptt=FLAGS.bptt,
+            aux_length=FLAGS.aux_length,
+            num_anchors=FLAGS.num_anchors,
+            seed=0,
+        )(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10)(features))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, FLAGS.vocab_size, (FLAGS.batch_size, length)).astype("int32")
+    y = rng.integers(0, 10, FLAGS.batch_size).astype("int32")
+
+    def step():
+        if config == "forward_floor":
+            model.predict_on_batch(x)
+        else:
+            model.train_on_batch(x, y)
+
+    step()  # Traces and compiles.
+    seconds = []
+    for _ in range(FLAGS.repetitions):
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+    peak = _peak_resident_gib()
+    return {
+        "seconds": statistics.median(seconds),
+        "peak_gib": peak,
+        "increase_gib": peak - baseline,
+    }
+
+
+def run_in_subprocess(config, length):
+    """Runs one configuration in a child process, watching its memory."""
+    command = [sys.executable, os.path.abspath(__file__), f"--worker={config}", f"--length={length}"]
+    command += [f"--{name}={FLAGS[name].value}" for name in (
+        "batch_size", "units", "vocab_size", "embedding_dim", "bptt", "aux_length",
+        "num_anchors", "repetitions",
+    )]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                             text=True)
+    start = time.monotonic()
+    status = None
+    while child.poll() is None:
+        time.sleep(0.2)
+        try:
+            with open(f"/proc/{child.pid}/status") as proc_status:
+                rss = next(int(line.split()[1]) for line in proc_status
+                           if line.startswith("VmRSS:")) / 2**20
+        except (FileNotFoundError, StopIteration):
+            continue
+        if rss > FLAGS.memory_limit_gib:
+            status = f"out of memory (> {FLAGS.memory_limit_gib:g} GiB)"
+        elif time.monotonic() - start > FLAGS.time_limit:
+            status = f"over the time limit ({FLAGS.time_limit:g} s)"
+        if status:
+            child.kill()
+            child.wait()
+            return {"status": status}
+    stdout, stderr = child.communicate()
+    if child.returncode != 0:
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        killed = child.returncode < 0
+        return {"status": "killed (out of memory?)" if killed else f"failed: {last}"}
+    return {"status": "ok", **json.loads(stdout.strip().splitlines()[-1])}
+
+
+def _cell(result, key, digits):
+    return f"{result[key]:.{digits}f}" if result.get("status") == "ok" else result["status"]
+
+
+def _ratio(results, length, numerator, denominator):
+    a, b = results[numerator].get(length, {}), results[denominator].get(length, {})
+    if a.get("status") == "ok" and b.get("status") == "ok":
+        return f"{a['seconds'] / b['seconds']:.2f}"
+    return "n/a"
+
+
+def write_table(results, lengths, path):
+    lines = [
+        f"batch {FLAGS.batch_size}, {FLAGS.units} units, vocabulary {FLAGS.vocab_size}, "
+        f"embedding {FLAGS.embedding_dim}; AuxLossLSTM bptt {FLAGS.bptt}, "
+        f"{FLAGS.num_anchors} x {FLAGS.aux_length}; median of {FLAGS.repetitions} steps "
+        "after a warm-up step.",
+        "",
+        "| length | configuration | s / step | peak RSS GiB | increase GiB |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for length in lengths:
+        for config in FLAGS.configs:
+            result = results[config][length]
+            lines.append(
+                f"| {length} | {config} | {_cell(result, 'seconds', 3)} | "
+                f"{_cell(result, 'peak_gib', 2)} | {_cell(result, 'increase_gib', 2)} |"
+            )
+    if {"r_lstm", "forward_floor", "keras_full_bp"} <= set(FLAGS.configs):
+        lines += ["", "| length | r_lstm / forward_floor | r_lstm / keras_full_bp |",
+                  "|---:|---:|---:|"]
+        for length in lengths:
+            lines.append(
+                f"| {length} | {_ratio(results, length, 'r_lstm', 'forward_floor')} | "
+                f"{_ratio(results, length, 'r_lstm', 'keras_full_bp')} |"
+            )
+    text = "\n".join(lines) + "\n"
+    with open(path, "w") as table:
+        table.write(text)
+    return text
+
+
+def write_plot(results, lengths, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for config in FLAGS.configs:
+        ok = [n for n in lengths if results[config][n].get("status") == "ok"]
+        x = [int(n) for n in ok]
+        time_axis.plot(x, [results[config][n]["seconds"] for n in ok], "o-", label=config)
+        memory_axis.plot(
+            x, [max(results[config][n]["increase_gib"], 1e-3) for n in ok], "o-", label=config
+        )
+    for axis, label in ((time_axis, "seconds per step"), (memory_axis, "peak RSS increase, GiB")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("sequence length")
+        axis.set_ylabel(label)
+        axis.grid(True, which="both", alpha=0.3)
+    time_axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        print(json.dumps(run_worker(FLAGS.worker, FLAGS.length)))
+        return
+    unknown = set(FLAGS.configs) - set(CONFIGS)
+    if unknown:
+        raise app.UsageError(f"Unknown --configs {sorted(unknown)}; expected some of {CONFIGS}.")
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    results = {config: {} for config in FLAGS.configs}
+    for length in FLAGS.lengths:
+        for config in FLAGS.configs:
+            results[config][length] = run_in_subprocess(config, int(length))
+            print(f"{config:>15} {length:>6}: {results[config][length]}", flush=True)
+    with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as out:
+        json.dump(results, out, indent=2)
+    print(write_table(results, FLAGS.lengths, os.path.join(FLAGS.output_dir, "results.md")))
+    write_plot(results, FLAGS.lengths, os.path.join(FLAGS.output_dir, "results.png"))
+
+
+if __name__ == "__main__":
+    app.run(main)
