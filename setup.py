@@ -17,9 +17,25 @@ setup(
         "numpy",
     ],
     extras_require={
-        # The example scripts and benchmarks.
-        "examples": ["tensorflow-datasets", "absl-py", "matplotlib"],
-        "dev": ["tensorflow-datasets", "absl-py", "matplotlib", "pytest", "ruff"],
+        # The example scripts and benchmarks. tensorflow-datasets needs
+        # importlib_resources to download but does not require it on
+        # Python >= 3.9 (tensorflow/datasets#11212).
+        "examples": [
+            "tensorflow-datasets",
+            "importlib_resources",
+            "absl-py",
+            "matplotlib",
+            "tensorboard",
+        ],
+        "dev": [
+            "tensorflow-datasets",
+            "importlib_resources",
+            "absl-py",
+            "matplotlib",
+            "tensorboard",
+            "pytest",
+            "ruff",
+        ],
     },
     license="Apache-2.0",
 )

@@ -1,55 +1,55 @@
 """A generated long-sequence task whose clue lies before the last `gap` steps.
 
-Each sequence of `length` tokens has three parts:
+Each sequence of `length` tokens reads:
 
-- noise: at each step a random token from `1 .. vocab_size - 1` with
-  probability `noise`, else the blank token 0;
+    noise ... noise  MARKER  clue clue clue  BLANK ... BLANK
+                             `clue_length`   `gap` steps
+
+- noise: at each step a noise token with probability `noise`, else BLANK;
+- MARKER: one token announcing the clue;
 - the clue: `clue_length` tokens drawn from the label's own group of
-  tokens (the `vocab_size - 1` non-blank tokens split into `num_classes`
-  groups);
-- `gap` blank steps to the end.
+  `GROUP_SIZE` tokens;
+- `gap` BLANK steps to the end.
 
-The label can be read off any clue token, but only by a network that carries
-it across the `gap` blank steps. An LSTM whose supervised gradient reaches
-back fewer than `gap` steps sees blanks only and stays at chance (1 /
-`num_classes`); an LSTM trained to reconstruct what it has read learns to
-carry the clue.
+The label can be read off any clue token, but only by a network that
+carries it across the `gap` blank steps. An LSTM whose supervised gradient
+reaches back fewer than `gap` steps sees only blanks and stays at chance
+(1 / `NUM_CLASSES`). An r-LSTM learns to carry it: to reconstruct a window
+that holds the clue, its decoder is told by the marker when the clue comes
+but must take the clue's group from the main LSTM's state at the anchor.
 """
 
 import numpy as np
 
+NUM_CLASSES = 4
+GROUP_SIZE = 4  # Clue tokens per class.
+NOISE_TOKENS = 6
+# Tokens: BLANK, MARKER, the clue groups, then the noise tokens.
+BLANK, MARKER = 0, 1
+FIRST_CLUE = 2
+FIRST_NOISE = FIRST_CLUE + NUM_CLASSES * GROUP_SIZE
+VOCAB_SIZE = FIRST_NOISE + NOISE_TOKENS
 
-def generate(
-    num_examples,
-    length=600,
-    num_classes=4,
-    vocab_size=17,
-    clue_length=40,
-    gap=100,
-    noise=0.3,
-    seed=0,
-):
-    """Returns `(tokens, labels)`: int32 `(num_examples, length)` and `(num_examples,)`."""
-    group = (vocab_size - 1) // num_classes
-    if group < 1:
+
+def generate(num_examples, length=300, clue_length=3, gap=30, noise=0.05, seed=0):
+    """Returns `(tokens, labels)`: int32 `(num_examples, length)` in
+    `[0, VOCAB_SIZE)` and `(num_examples,)` in `[0, NUM_CLASSES)`."""
+    if clue_length + gap + 1 > length:
         raise ValueError(
-            f"Received num_classes={num_classes} and vocab_size={vocab_size}: each class "
-            "needs at least one non-blank token, so vocab_size must exceed num_classes."
-        )
-    if clue_length + gap > length:
-        raise ValueError(
-            f"Received clue_length={clue_length} and gap={gap}, which do not fit in "
-            f"length={length}."
+            f"Received clue_length={clue_length} and gap={gap}: with the marker they "
+            f"need {clue_length + gap + 1} steps, more than length={length}."
         )
     rng = np.random.default_rng(seed)
     tokens = np.where(
         rng.random((num_examples, length)) < noise,
-        rng.integers(1, vocab_size, size=(num_examples, length)),
-        0,
+        rng.integers(FIRST_NOISE, VOCAB_SIZE, size=(num_examples, length)),
+        BLANK,
     )
-    labels = rng.integers(0, num_classes, size=num_examples)
-    clue = 1 + labels[:, None] * group + rng.integers(0, group, size=(num_examples, clue_length))
+    labels = rng.integers(0, NUM_CLASSES, size=num_examples)
+    clue = FIRST_CLUE + labels[:, None] * GROUP_SIZE
+    clue = clue + rng.integers(0, GROUP_SIZE, size=(num_examples, clue_length))
     end = length - gap
+    tokens[:, end - clue_length - 1] = MARKER
     tokens[:, end - clue_length : end] = clue
-    tokens[:, end:] = 0
+    tokens[:, end:] = BLANK
     return tokens.astype("int32"), labels.astype("int32")

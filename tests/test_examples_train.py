@@ -1,0 +1,225 @@
+"""examples/train.py: every experiment end to end for a step, on tfds's mock
+data and on the generated task, offline; the preprocessing; and the one-line
+error for a dataset that is not there."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import flags
+
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+TRAIN_PY = os.path.join(EXAMPLES_DIR, "train.py")
+sys.path.insert(0, EXAMPLES_DIR)
+import train  # noqa: E402
+
+TINY = dict(
+    units=8,
+    embedding_dim=8,
+    bptt=4,
+    aux_length=4,
+    num_anchors=2,
+    batch_size=2,
+    epochs=1,
+    train_steps=1,
+    eval_steps=1,
+)
+OUTPUTS = (
+    "history.csv",
+    "history.json",
+    "curves.png",
+    "model.keras",
+    "test_accuracy.json",
+    "tensorboard",
+)
+
+
+def run_mocked(tmp_path, **config):
+    """`train.run` on tfds's random examples; `data_dir` holds no real data."""
+    with tfds.testing.mock_data(num_examples=4):
+        return train.run(
+            {**TINY, "data_dir": str(tmp_path / "no_data"), "output_dir": str(tmp_path), **config}
+        )
+
+
+def check_outputs(result, output_dir, phases, has_aux_loss):
+    assert sorted(OUTPUTS) == sorted(name for name in os.listdir(output_dir) if name in OUTPUTS)
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert result["seconds"] > 0
+    history = result["history"]
+    assert history["phase"] == phases
+    assert ("aux_loss" in history) == has_aux_loss
+    assert history["accuracy"][-1] is not None
+    with open(os.path.join(output_dir, "history.json")) as file:
+        assert json.load(file) == history
+    with open(os.path.join(output_dir, "history.csv")) as file:
+        assert file.readline().strip().split(",") == list(history)
+        assert len(file.readlines()) == len(phases)
+    with open(os.path.join(output_dir, "test_accuracy.json")) as file:
+        summary = json.load(file)
+    assert summary["test_accuracy"] == result["test_accuracy"]
+    assert summary["config"]["output_dir"] == str(output_dir)
+    events = [
+        name
+        for _, _, names in os.walk(os.path.join(output_dir, "tensorboard"))
+        for name in names
+        if name.startswith("events.out.tfevents")
+    ]
+    assert events
+
+
+@pytest.mark.parametrize(
+    "config, phases, has_aux_loss",
+    [
+        pytest.param(
+            dict(dataset="mnist", model="r-lstm", pretrain_epochs=1),
+            ["pretrain", "joint"],
+            True,
+            id="mnist",
+        ),
+        pytest.param(dict(dataset="pmnist", model="p-lstm"), ["joint"], True, id="pmnist"),
+        # An LSTM has nothing to pretrain: `pretrain_epochs` is ignored.
+        pytest.param(
+            dict(dataset="cifar10", model="lstm", bptt=None, pretrain_epochs=1),
+            ["joint"],
+            False,
+            id="cifar10",
+        ),
+        pytest.param(
+            dict(dataset="stanford_dogs", model="r-lstm", image_size=8),
+            ["joint"],
+            True,
+            id="stanford_dogs",
+        ),
+        pytest.param(dict(dataset="text", max_length=32), ["joint"], True, id="text"),
+    ],
+)
+def test_tfds_experiment_end_to_end(tmp_path, config, phases, has_aux_loss):
+    result = run_mocked(tmp_path, **config)
+    check_outputs(result, tmp_path, phases, has_aux_loss)
+
+
+def test_generated_experiment_end_to_end(tmp_path):
+    result = train.run(
+        dict(
+            TINY,
+            dataset="generated",
+            sequence_length=160,
+            generated_train_size=8,
+            generated_test_size=4,
+            pretrain_epochs=1,
+            output_dir=str(tmp_path),
+        )
+    )
+    check_outputs(result, tmp_path, ["pretrain", "joint"], has_aux_loss=True)
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    tokens, _ = train.generated_task.generate(3, length=160)
+    assert model.predict(tokens, verbose=0).shape == (3, train.generated_task.NUM_CLASSES)
+
+
+def test_pmnist_permutation_is_fixed_by_its_seed():
+    permutation = train.pixel_permutation(0)
+    np.testing.assert_array_equal(permutation, train.pixel_permutation(0))
+    np.testing.assert_array_equal(np.sort(permutation), np.arange(784))
+    assert (permutation != np.arange(784)).any()
+    assert (permutation != train.pixel_permutation(1)).any()
+
+
+def test_pmnist_reads_mnist_pixels_in_permuted_order(tmp_path):
+    with tfds.testing.mock_data(num_examples=2):
+        mnist, pmnist = (
+            train.load_data(train.Config(dataset=name, data_dir=str(tmp_path), permutation_seed=3))
+            for name in ("mnist", "pmnist")
+        )
+        for (pixels, label), (permuted, permuted_label) in zip(mnist.test, pmnist.test):
+            np.testing.assert_array_equal(permuted, pixels.numpy()[train.pixel_permutation(3)])
+            assert label == permuted_label
+    assert (mnist.sequence_length, mnist.vocab_size, mnist.num_classes) == (784, 256, 10)
+
+
+def test_image_tokens():
+    white = tf.fill((32, 32, 3), tf.constant(255, tf.uint8))
+    tokens = train.image_tokens(white)
+    assert tokens.shape == (1024,) and tokens.dtype == tf.uint8
+    assert (tokens.numpy() == 255).all()
+    resized = train.image_tokens(tf.zeros((40, 30, 3), tf.uint8) + 7, size=8)
+    np.testing.assert_array_equal(resized, np.full(64, 7, "uint8"))
+
+
+def test_text_tokens_are_bytes_truncated_or_padded_with_zero():
+    np.testing.assert_array_equal(
+        train.text_tokens(tf.constant("héllo"), 8), [0, 0, 104, 195, 169, 108, 108, 111]
+    )
+    np.testing.assert_array_equal(train.text_tokens(tf.constant("abcdef"), 3), [97, 98, 99])
+    np.testing.assert_array_equal(train.text_tokens(tf.constant(""), 2), [0, 0])
+
+
+@pytest.mark.parametrize("option", ["bptt", "aux_length"])
+def test_windows_longer_than_the_sequence_raise_the_layers_error(tmp_path, option):
+    with pytest.raises(ValueError, match=f"{option}=785"):
+        run_mocked(tmp_path, dataset="mnist", **{option: 785})
+    with pytest.raises(ValueError, match=f"{option}=65"):
+        train.build_model("p-lstm", 64, 256, 10, **{"units": 8, "bptt": 4, option: 65})
+
+
+@pytest.mark.parametrize(
+    "config, name",
+    [
+        (dict(dataset="mnist"), "mnist"),
+        (dict(dataset="pmnist"), "mnist"),
+        (dict(dataset="cifar10"), "cifar10"),
+        (dict(dataset="stanford_dogs"), "stanford_dogs"),
+        (dict(dataset="text"), "ag_news_subset"),
+        (dict(dataset="text", text_dataset="imdb_reviews"), "imdb_reviews"),
+    ],
+)
+def test_missing_dataset_fails_without_touching_the_network(tmp_path, config, name):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with pytest.raises(train.DatasetUnavailableError, match=f"'{name}' is not in {data_dir}"):
+        train.run({**config, "data_dir": str(data_dir), "output_dir": str(tmp_path / "out")})
+    assert not os.listdir(data_dir)
+    assert not (tmp_path / "out").exists()
+
+
+def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
+    def no_network(self, *args, **kwargs):
+        raise ConnectionError("Failed to resolve 'storage.googleapis.com'\nmore detail")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
+    with pytest.raises(train.DatasetUnavailableError) as error:
+        train.load_data(train.Config(dataset="mnist", data_dir=str(tmp_path), download=True))
+    assert "Could not download the tfds dataset 'mnist'" in str(error.value)
+    assert "ConnectionError: Failed to resolve" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_command_line_names_a_missing_dataset_in_one_line(tmp_path):
+    process = subprocess.run(
+        [sys.executable, TRAIN_PY, "--dataset=mnist", f"--data_dir={tmp_path}"],
+        cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 1
+    assert "Traceback" not in process.stderr
+    message = process.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"error: The tfds dataset 'mnist' is not in {tmp_path}.")
+    assert "--download" in message and "--data_dir=DIR" in message
+    assert os.listdir(tmp_path) == []
+
+
+def test_flags_map_to_the_config():
+    flag_values = flags.FlagValues()
+    train.define_flags(flag_values)
+    flag_values(["train.py", "--dataset=cifar10", "--model=lstm", "--full_bp", "--epochs=3"])
+    config = train.config_from_flags(flag_values)
+    assert config == train.Config(dataset="cifar10", model="lstm", bptt=None, epochs=3)
