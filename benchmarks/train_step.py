@@ -119,22 +119,39 @@ def run_worker(config, length):
 
 def run_in_subprocess(config, length):
     """Runs one configuration in a child process, watching its memory."""
-    command = [sys.executable, os.path.abspath(__file__), f"--worker={config}", f"--length={length}"]
-    command += [f"--{name}={FLAGS[name].value}" for name in (
-        "batch_size", "units", "vocab_size", "embedding_dim", "bptt", "aux_length",
-        "num_anchors", "repetitions",
-    )]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        f"--worker={config}",
+        f"--length={length}",
+    ]
+    command += [
+        f"--{name}={FLAGS[name].value}"
+        for name in (
+            "batch_size",
+            "units",
+            "vocab_size",
+            "embedding_dim",
+            "bptt",
+            "aux_length",
+            "num_anchors",
+            "repetitions",
+        )
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                             text=True)
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
     start = time.monotonic()
     status = None
     while child.poll() is None:
         time.sleep(0.2)
         try:
             with open(f"/proc/{child.pid}/status") as proc_status:
-                rss = next(int(line.split()[1]) for line in proc_status
-                           if line.startswith("VmRSS:")) / 2**20
+                rss = (
+                    next(int(line.split()[1]) for line in proc_status if line.startswith("VmRSS:"))
+                    / 2**20
+                )
         except (FileNotFoundError, StopIteration):
             continue
         if rss > FLAGS.memory_limit_gib:
@@ -182,8 +199,11 @@ def write_table(results, lengths, path):
                 f"{_cell(result, 'peak_gib', 2)} | {_cell(result, 'increase_gib', 2)} |"
             )
     if {"r_lstm", "forward_floor", "keras_full_bp"} <= set(FLAGS.configs):
-        lines += ["", "| length | r_lstm / forward_floor | r_lstm / keras_full_bp |",
-                  "|---:|---:|---:|"]
+        lines += [
+            "",
+            "| length | r_lstm / forward_floor | r_lstm / keras_full_bp |",
+            "|---:|---:|---:|",
+        ]
         for length in lengths:
             lines.append(
                 f"| {length} | {_ratio(results, length, 'r_lstm', 'forward_floor')} | "
