@@ -1,0 +1,34 @@
+"""The benchmark script runs end to end, so that it cannot rot."""
+
+import os
+import subprocess
+import sys
+
+BENCHMARK = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "train_step.py")
+
+
+def test_benchmark_writes_its_table_and_plot(tmp_path):
+    # The smallest length, one timed step, and a small model to keep it quick.
+    subprocess.run(
+        [
+            sys.executable,
+            BENCHMARK,
+            "--lengths=784",
+            "--repetitions=1",
+            "--batch_size=4",
+            "--units=16",
+            "--embedding_dim=8",
+            f"--output_dir={tmp_path}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    table = (tmp_path / "results.md").read_text()
+    for config in ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor"):
+        row = next(line for line in table.splitlines() if f"| 784 | {config} |" in line)
+        seconds = float(row.split("|")[3])
+        assert seconds > 0, row
+    assert "r_lstm / forward_floor" in table
+    assert (tmp_path / "results.png").stat().st_size > 10_000
+    assert (tmp_path / "results.json").exists()
