@@ -129,6 +129,7 @@ class Config:
     train_steps: int | None = None
     eval_steps: int | None = None
     output_dir: str | None = None
+    verbose: int = 1  # Keras's: 1 progress bars, 2 one line per epoch.
 
     def __post_init__(self):
         for name, value, choices in (
@@ -433,6 +434,7 @@ def run(config: Config | dict) -> dict:
             epochs=pretrain_epochs,
             steps_per_epoch=config.train_steps,
             callbacks=callbacks,
+            verbose=config.verbose,
         )
         _set_classifier_trainable(model, True)
     logging.info("Training jointly for %d epochs.", config.epochs)
@@ -448,8 +450,9 @@ def run(config: Config | dict) -> dict:
         epochs=pretrain_epochs + config.epochs,
         steps_per_epoch=config.train_steps,
         callbacks=callbacks,
+        verbose=config.verbose,
     )
-    evaluation = model.evaluate(test, return_dict=True)
+    evaluation = model.evaluate(test, return_dict=True, verbose=config.verbose)
     seconds = time.perf_counter() - start
     history.write()  # Also when there were no epochs.
 
@@ -603,6 +606,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     )
     flags.DEFINE_string(
         "output_dir", defaults["output_dir"], "Outputs (default: runs/<dataset>-<model>).", **given
+    )
+    flags.DEFINE_integer(
+        "verbose",
+        defaults["verbose"],
+        "Keras: 0 silent, 1 progress bars, 2 a line an epoch.",
+        **given,
     )
     flags.mark_flag_as_required("dataset", flag_values=flag_values)
 
