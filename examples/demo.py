@@ -57,6 +57,7 @@ def config(model, seed):
         epochs=FLAGS.epochs,
         batch_size=32,
         learning_rate=1e-3,
+        clipnorm=1.0,
         seed=seed,
         output_dir=os.path.join(FLAGS.output_dir, f"{model}-seed{seed}"),
         verbose=2,

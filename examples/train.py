@@ -125,6 +125,7 @@ class Config:
     epochs: int = 100
     batch_size: int = 128
     learning_rate: float = 1e-3
+    clipnorm: float | None = None  # Adam's gradient clipping by norm.
     seed: int = 0
     train_steps: int | None = None
     eval_steps: int | None = None
@@ -307,6 +308,11 @@ def build_model(
     return keras.Model(inputs, logits, name=model_type)
 
 
+def optimizer(config: Config) -> keras.optimizers.Optimizer:
+    """A fresh Adam for each phase."""
+    return keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm)
+
+
 def _set_classifier_trainable(model, trainable):
     """Freezes or unfreezes every layer after the `AuxLossLSTM`."""
     for layer in model.layers:
@@ -428,7 +434,7 @@ def run(config: Config | dict) -> dict:
         logging.info("Pretraining on the auxiliary loss alone for %d epochs.", pretrain_epochs)
         history.phase = "pretrain"
         _set_classifier_trainable(model, False)  # It has no loss yet.
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        model.compile(optimizer=optimizer(config))
         model.fit(
             train.map(lambda tokens, label: tokens),
             epochs=pretrain_epochs,
@@ -440,7 +446,7 @@ def run(config: Config | dict) -> dict:
     logging.info("Training jointly for %d epochs.", config.epochs)
     history.phase = "joint"
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=optimizer(config),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -587,6 +593,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "batch_size", defaults["batch_size"], "Batch size.", lower_bound=1, **given
     )
     flags.DEFINE_float("learning_rate", defaults["learning_rate"], "Adam's learning rate.", **given)
+    flags.DEFINE_float(
+        "clipnorm", defaults["clipnorm"], "Clip each gradient to this norm (default: no).", **given
+    )
     flags.DEFINE_integer(
         "seed", defaults["seed"], "Seed of weights, shuffling and anchors.", **given
     )
