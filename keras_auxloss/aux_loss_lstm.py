@@ -270,7 +270,7 @@ class AuxLossLSTM(keras.layers.Layer):
     def _check_length(self, length):
         """Checks that every window fits in a sequence of `length` steps."""
         if length is None:
-            return
+            return  # Checked in `call`, batch by batch.
         if self.bptt is not None and self.bptt > length:
             raise ValueError(
                 f"Received bptt={self.bptt}, but the sequence length is "
@@ -284,6 +284,11 @@ class AuxLossLSTM(keras.layers.Layer):
                 f"sequence length is {length}: each anchor's window spans "
                 f"{self._window_span} steps and must lie inside the sequence."
             )
+
+    @property
+    def _shortest_length(self):
+        """The fewest steps in which every training window fits."""
+        return max(self.bptt or 1, self._window_span if self.aux_loss else 1)
 
     @property
     def _window_span(self):
@@ -315,6 +320,15 @@ class AuxLossLSTM(keras.layers.Layer):
             )
             return self._outputs(state, sequences)
 
+        if inputs.shape[1] is None:  # Unknown at build: check every batch.
+            length = recurrence.assert_at_least(
+                length,
+                self._shortest_length,
+                f"AuxLossLSTM with bptt={self.bptt}, aux_loss={self.aux_loss!r} and "
+                f"aux_length={self.aux_length} trains on sequences of at least "
+                f"{self._shortest_length} steps; got a batch of shorter ones (length, "
+                "minimum):",
+            )
         # States are captured after step `start - 1`: slot 0 is the
         # supervised window's, the next `num_anchors` the anchors' windows'.
         capture = []

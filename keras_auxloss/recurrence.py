@@ -105,3 +105,10 @@ def scan(step, carry, inputs):
     """Applies `carry = step(carry, inputs[t])` over time; returns every
     step's carry stacked on a new leading axis (`tf.scan`)."""
     return tf.scan(step, inputs, initializer=carry)
+
+
+def assert_at_least(value: tf.Tensor, minimum: int, message: str) -> tf.Tensor:
+    """`value`, checked at run time: fails with `message` when it is below `minimum`."""
+    check = tf.debugging.assert_greater_equal(value, minimum, message=message)
+    with tf.control_dependencies([check]):
+        return tf.identity(value)

@@ -5,6 +5,7 @@ import re
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_auxloss import AuxLossLSTM
 
@@ -116,3 +117,24 @@ def test_integer_features_without_vocab_size_are_read_as_numbers():
     layer = AuxLossLSTM(8, bptt=10, aux_length=5)
     features = np.random.default_rng(0).integers(-3, 3, (2, 40, 3))
     np.testing.assert_array_equal(layer(features), layer(features.astype("float32")))
+
+
+@pytest.mark.parametrize(
+    "options, length",
+    [
+        ({"bptt": 20, "aux_length": 5}, 19),
+        ({"bptt": 5, "aux_length": 20}, 19),
+        ({"bptt": 5, "aux_length": 19, "aux_loss": "predict"}, 19),
+    ],
+)
+def test_sequences_too_short_for_the_windows_fail_at_run_time(options, length):
+    # With the time dimension unknown at build, each batch is checked.
+    layer = AuxLossLSTM(8, vocab_size=5, **options)
+    train = tf.function(
+        lambda x: layer(x, training=True), input_signature=[tf.TensorSpec((None, None), tf.int32)]
+    )
+    train(tf.zeros((2, 20), tf.int32))  # Long enough.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="trains on sequences of at least 20"):
+        train(tf.zeros((2, length), tf.int32))
+    # Inference reads sequences of any length.
+    assert layer(tf.zeros((2, 3), tf.int32)).shape == (2, 8)
