@@ -85,6 +85,9 @@ class AuxLossLSTM(keras.layers.Layer):
             carry no gradient. Defaults to `False`.
         return_state: Bool, also return the final `h` and `c`. Defaults to
             `False`.
+        mask_zero: Bool, treat token id 0 as padding and mask it (token
+            inputs only), as `keras.layers.Embedding(mask_zero=True)` does.
+            Defaults to `False`.
         seed: Int or `None`, seed of the anchors, the head's dropout and
             scheduled sampling.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
@@ -103,7 +106,18 @@ class AuxLossLSTM(keras.layers.Layer):
         `[output, h, c]` with `h` and `c` of shape `(batch, units)`.
 
     Masking:
-        Not supported yet; inputs are read as full-length sequences.
+        A mask from an upstream layer (`keras.layers.Masking`, an
+        `Embedding` with `mask_zero=True`) or from `mask_zero` marks the
+        valid steps of right-padded sequences. A masked step leaves the
+        state as it was, so the output is the state after each sequence's
+        last valid step, as in `keras.layers.LSTM`. In training, the
+        supervised window is the last `bptt` valid steps of each sequence
+        (its first `bptt` steps if it is shorter), anchors fall on each
+        sequence's valid steps only, and masked targets add nothing to the
+        auxiliary loss. A sequence shorter than one auxiliary window gets no
+        anchor: it adds nothing to the auxiliary loss, which averages over
+        the tokens of the other sequences (0 if none has room). With
+        `return_sequences=True` the mask is passed on.
 
     Example:
 
@@ -134,6 +148,7 @@ class AuxLossLSTM(keras.layers.Layer):
         scheduled_sampling=0.0,
         return_sequences=False,
         return_state=False,
+        mask_zero=False,
         seed=None,
         **kwargs,
     ):
@@ -184,12 +199,21 @@ class AuxLossLSTM(keras.layers.Layer):
                 f"scheduled_sampling={scheduled_sampling!r} with "
                 f"aux_loss={aux_loss!r} and vocab_size={vocab_size!r}."
             )
-        for name, value in (("return_sequences", return_sequences), ("return_state", return_state)):
+        for name, value in (
+            ("return_sequences", return_sequences),
+            ("return_state", return_state),
+            ("mask_zero", mask_zero),
+        ):
             if not isinstance(value, bool):
                 raise ValueError(
                     f"Received an invalid value for argument `{name}`, expected "
                     f"a bool, got {value!r}."
                 )
+        if mask_zero and vocab_size is None:
+            raise ValueError(
+                "Argument `mask_zero`=True masks the token id 0, so it needs token "
+                "inputs: set `vocab_size`, or mask float inputs with keras.layers.Masking."
+            )
         if seed is not None and not isinstance(seed, numbers.Integral):
             raise ValueError(
                 "Received an invalid value for argument `seed`, expected an "
@@ -211,7 +235,9 @@ class AuxLossLSTM(keras.layers.Layer):
         self.scheduled_sampling = float(scheduled_sampling)
         self.return_sequences = return_sequences
         self.return_state = return_state
+        self.mask_zero = mask_zero
         self.seed = seed
+        self.supports_masking = True
         self.seed_generator = keras.random.SeedGenerator(seed)
 
         self.embedding = None
@@ -297,7 +323,7 @@ class AuxLossLSTM(keras.layers.Layer):
 
     # ------------------------------------------------------------------- call
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, mask=None):
         if self.vocab_size is None:
             # Integer features (rank 3: build rejects rank-2 ids) are numbers.
             inputs = ops.cast(inputs, self.compute_dtype)
@@ -305,7 +331,9 @@ class AuxLossLSTM(keras.layers.Layer):
             # Keras hands a Sequential model without an Input layer its data
             # as floats; like keras.layers.Embedding, read them as ids.
             inputs = ops.cast(inputs, "int32")
+        mask = self.compute_mask(inputs, mask, own_only=True)
         sequence = ops.moveaxis(inputs, 1, 0)  # Time-major: (time, batch, ...).
+        steps_mask = None if mask is None else ops.moveaxis(mask, 1, 0)
         batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
         zeros = ops.zeros((batch, self.units), self.compute_dtype)
         initial = LSTMState(zeros, zeros)
@@ -316,6 +344,7 @@ class AuxLossLSTM(keras.layers.Layer):
                 self._step_gates(),
                 initial,
                 self.cell.recurrent_kernel,
+                mask=steps_mask,
                 return_sequences=self.return_sequences,
             )
             return self._outputs(state, sequences)
@@ -329,13 +358,16 @@ class AuxLossLSTM(keras.layers.Layer):
                 f"{self._shortest_length} steps; got a batch of shorter ones (length, "
                 "minimum):",
             )
+        # Each sequence ends after its last valid step: windows count from there.
+        ends = _sequence_ends(mask, batch, length)
         # States are captured after step `start - 1`: slot 0 is the
         # supervised window's, the next `num_anchors` the anchors' windows'.
         capture = []
         if self.bptt is not None:
-            capture.append(ops.full((batch, 1), length - self.bptt - 1, "int32"))
+            supervised_start = ops.maximum(ends - self.bptt, 0)
+            capture.append(supervised_start[:, None] - 1)
         if self.aux_loss is not None:
-            window_starts = self._sample_window_starts(batch, length)
+            window_starts = self._sample_window_starts(ends)
             capture.append(window_starts - 1)
         capture = ops.concatenate(capture, axis=1) if capture else None
 
@@ -344,6 +376,7 @@ class AuxLossLSTM(keras.layers.Layer):
                 *self._window_gates(sequence),
                 initial,
                 self.cell.recurrent_kernel,
+                mask=steps_mask,
                 capture_after=capture,
                 return_sequences=self.return_sequences,
             )
@@ -355,44 +388,64 @@ class AuxLossLSTM(keras.layers.Layer):
                 self._step_gates(differentiable=False),
                 initial,
                 ops.stop_gradient(self.cell.recurrent_kernel),
+                mask=steps_mask,
                 capture_after=capture,
                 num_steps=None if self.return_sequences else ops.max(capture) + 1,
                 return_sequences=self.return_sequences,
             )
-            start = length - self.bptt
+            starts = supervised_start[:, None]
             state, window, _ = recurrence.run_lstm(
-                *self._window_gates(sequence[start:]),
+                *self._window_gates(_gather_windows(sequence, starts, self.bptt)),
                 LSTMState(*(ops.stop_gradient(s[:, 0]) for s in captured)),
                 self.cell.recurrent_kernel,
+                mask=None if mask is None else _gather_windows(steps_mask, starts, self.bptt),
                 return_sequences=self.return_sequences,
             )
             if self.return_sequences:
-                sequences = ops.concatenate([prefix[:start], window], axis=0)
+                sequences = _place_window(ops.stop_gradient(prefix), window, supervised_start)
 
         if self.aux_loss is not None:
             # Each window starts from its state cut from the gradient.
             anchor_states = LSTMState(
                 *(ops.stop_gradient(s[:, -self.num_anchors :]) for s in captured)
             )
-            loss = self._auxiliary_loss(sequence, window_starts, anchor_states)
+            loss, tokens = self._auxiliary_loss(
+                sequence, steps_mask, window_starts, ends >= self._window_span, anchor_states
+            )
             self.add_loss(self.aux_weight * loss)
-            self.aux_loss_tracker.update_state(loss)
+            self.aux_loss_tracker.update_state(loss, sample_weight=tokens)
         return self._outputs(state, sequences if self.return_sequences else None)
 
-    def _sample_window_starts(self, batch, length):
+    def compute_mask(self, inputs, mask=None, own_only=False):
+        """The input mask and, with `mask_zero`, the non-zero token ids.
+
+        The output carries the mask only with `return_sequences`.
+        """
+        if self.mask_zero:
+            nonzero = ops.not_equal(inputs, 0)
+            mask = nonzero if mask is None else ops.logical_and(ops.cast(mask, "bool"), nonzero)
+        elif mask is not None:
+            mask = ops.cast(mask, "bool")
+        if own_only:
+            return mask
+        output_mask = mask if self.return_sequences else None
+        return [output_mask, None, None] if self.return_state else output_mask
+
+    def _sample_window_starts(self, ends):
         """First steps of the anchors' windows, uniform over those that fit.
 
         A reconstruction window ends at its anchor, `start + aux_length - 1`;
-        a prediction window starts at its anchor. Returns `(batch,
-        num_anchors)` int32.
+        a prediction window starts at its anchor. Windows lie before each
+        sequence's end; a sequence too short for any gets start 0 (its
+        windows are left out of the loss). Returns `(batch, num_anchors)`
+        int32.
         """
-        return keras.random.randint(
-            (batch, self.num_anchors),
-            0,
-            length - self._window_span + 1,
-            seed=self.seed_generator,
-            dtype="int32",
+        room = ops.maximum(ends - self._window_span + 1, 1)[:, None]
+        uniform = keras.random.uniform(
+            (ops.shape(ends)[0], self.num_anchors), seed=self.seed_generator
         )
+        starts = ops.cast(ops.floor(uniform * ops.cast(room, "float32")), "int32")
+        return ops.minimum(starts, room - 1)
 
     def _outputs(self, state, sequences):
         output = state.hidden if sequences is None else ops.moveaxis(sequences, 0, 1)
@@ -433,15 +486,24 @@ class AuxLossLSTM(keras.layers.Layer):
 
     # ------------------------------------------------------- auxiliary loss
 
-    def _auxiliary_loss(self, sequence, window_starts, anchor_states):
-        """Mean per-token auxiliary loss over all anchors' windows."""
+    def _auxiliary_loss(self, sequence, steps_mask, window_starts, fits, anchor_states):
+        """Mean per-token auxiliary loss over all anchors' windows.
+
+        Returns `(loss, tokens)`: tokens counts the predicted tokens; windows
+        of sequences too short for them (`fits` false) and masked targets
+        count for nothing.
+        """
         windows = _gather_windows(sequence, window_starts, self._window_span)
+        window_mask = None
+        if steps_mask is not None:
+            window_mask = _gather_windows(steps_mask, window_starts, self._window_span)
         # Examples and their anchors share one batch axis: (batch * anchors).
         initial = LSTMState(*(ops.reshape(s, (-1, self.units)) for s in anchor_states))
         state, outputs, _ = recurrence.run_lstm(
             *self._window_gates(windows[: self.aux_length]),
             initial,
             self.cell.recurrent_kernel,
+            mask=None if window_mask is None else window_mask[: self.aux_length],
             return_sequences=self.aux_loss == "predict",
         )
         # The decoder's inputs and targets are data, not paths for gradient.
@@ -464,10 +526,17 @@ class AuxLossLSTM(keras.layers.Layer):
                 predictions = self._head(self._decode(self._decoder_gates(data[:-1]), states))
         predictions = ops.cast(predictions, "float32")
         if self.vocab_size is None:
-            return ops.mean(ops.square(predictions - ops.cast(targets, "float32")))
-        return ops.mean(
-            keras.losses.sparse_categorical_crossentropy(targets, predictions, from_logits=True)
-        )
+            per_token = ops.mean(ops.square(predictions - ops.cast(targets, "float32")), axis=-1)
+        else:
+            per_token = keras.losses.sparse_categorical_crossentropy(
+                targets, predictions, from_logits=True
+            )
+        weights = ops.repeat(ops.cast(fits, "float32"), self.num_anchors)[None, :]
+        if window_mask is not None:
+            weights = weights * ops.cast(window_mask[1:], "float32")
+        weights = ops.broadcast_to(weights, ops.shape(per_token))
+        tokens = ops.sum(weights)
+        return ops.sum(per_token * weights) / ops.maximum(tokens, 1.0), tokens
 
     def _decoder_gates(self, inputs):
         """Gate pre-activations of the decoder's bottom layer for its inputs."""
@@ -564,9 +633,30 @@ class AuxLossLSTM(keras.layers.Layer):
             "scheduled_sampling": self.scheduled_sampling,
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
+            "mask_zero": self.mask_zero,
             "seed": self.seed,
         }
         return {**super().get_config(), **config}
+
+
+def _sequence_ends(mask, batch, length):
+    """`(batch,)` int32: one past each sequence's last valid step."""
+    if mask is None:
+        return ops.full((batch,), length, "int32")
+    valid = ops.cast(mask, "int32") * ops.arange(1, length + 1, dtype="int32")[None, :]
+    return ops.max(valid, axis=1)
+
+
+def _place_window(sequences, window, starts):
+    """`sequences` `(time, batch, units)` with each example's `window`
+    `(span, batch, units)` written from its step `starts[b]` on."""
+    span, batch = ops.shape(window)[0], ops.shape(window)[1]
+    offset = ops.arange(ops.shape(sequences)[0], dtype="int32")[:, None] - starts[None, :]
+    inside = ops.logical_and(offset >= 0, offset < span)
+    index = ops.clip(offset, 0, span - 1) * batch + ops.arange(batch, dtype="int32")[None, :]
+    flat = ops.reshape(window, (-1, window.shape[-1]))
+    placed = ops.reshape(ops.take(flat, ops.reshape(index, (-1,)), axis=0), ops.shape(sequences))
+    return ops.where(inside[:, :, None], placed, sequences)
 
 
 def _gather_windows(sequence, starts, span):

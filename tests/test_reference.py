@@ -90,7 +90,7 @@ def test_overlapping_windows_each_get_their_own_truncation(aux_loss):
         seed=0,
     )
     layer.build(x.shape)
-    layer._sample_window_starts = lambda batch, length: tf.constant(starts, tf.int32)
+    layer._sample_window_starts = lambda ends: tf.constant(starts, tf.int32)
 
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
