@@ -88,6 +88,14 @@ class AuxLossLSTM(keras.layers.Layer):
         mask_zero: Bool, treat token id 0 as padding and mask it (token
             inputs only), as `keras.layers.Embedding(mask_zero=True)` does.
             Defaults to `False`.
+        validate_inputs: Bool, check every batch at run time: token ids
+            must lie in `[0, vocab_size)`, float inputs must be finite; a
+            bad batch raises `InvalidArgumentError` naming the problem.
+            Unchecked, an id of `vocab_size` or more fails in the embedding
+            lookup on CPU, but a negative id is read from the end of the
+            table and a NaN input makes the loss NaN (stop training on it
+            with `keras.callbacks.TerminateOnNaN`). XLA drops the checks.
+            Defaults to `False`.
         seed: Int or `None`, seed of the anchors, the head's dropout and
             scheduled sampling.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
@@ -149,6 +157,7 @@ class AuxLossLSTM(keras.layers.Layer):
         return_sequences=False,
         return_state=False,
         mask_zero=False,
+        validate_inputs=False,
         seed=None,
         **kwargs,
     ):
@@ -203,6 +212,7 @@ class AuxLossLSTM(keras.layers.Layer):
             ("return_sequences", return_sequences),
             ("return_state", return_state),
             ("mask_zero", mask_zero),
+            ("validate_inputs", validate_inputs),
         ):
             if not isinstance(value, bool):
                 raise ValueError(
@@ -236,6 +246,7 @@ class AuxLossLSTM(keras.layers.Layer):
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.mask_zero = mask_zero
+        self.validate_inputs = validate_inputs
         self.seed = seed
         self.supports_masking = True
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -331,6 +342,11 @@ class AuxLossLSTM(keras.layers.Layer):
             # Keras hands a Sequential model without an Input layer its data
             # as floats; like keras.layers.Embedding, read them as ids.
             inputs = ops.cast(inputs, "int32")
+        if self.validate_inputs:
+            if self.vocab_size is None:
+                inputs = recurrence.assert_finite(inputs)
+            else:
+                inputs = recurrence.assert_token_ids(inputs, self.vocab_size)
         mask = self.compute_mask(inputs, mask, own_only=True)
         sequence = ops.moveaxis(inputs, 1, 0)  # Time-major: (time, batch, ...).
         steps_mask = None if mask is None else ops.moveaxis(mask, 1, 0)
@@ -634,6 +650,7 @@ class AuxLossLSTM(keras.layers.Layer):
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "mask_zero": self.mask_zero,
+            "validate_inputs": self.validate_inputs,
             "seed": self.seed,
         }
         return {**super().get_config(), **config}

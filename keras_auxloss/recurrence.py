@@ -75,6 +75,10 @@ def run_lstm(
         captured = LSTMState(
             *(tf.repeat(s[:, None, :], tf.shape(capture_after)[1], axis=1) for s in state)
         )
+        # Steps where some example captures: the rest skip the capture's ops.
+        capture_steps = tf.reduce_any(
+            tf.equal(tf.range(length)[:, None], tf.reshape(capture_after, (1, -1))), axis=1
+        )
     else:
         captured = ()
 
@@ -85,8 +89,12 @@ def run_lstm(
             keep = mask_ta.read(t)[:, None]
             new = LSTMState(*(tf.where(keep, n, s) for n, s in zip(new, state)))
         if capture_after is not None:
-            hit = tf.equal(capture_after, t)[:, :, None]
-            captured = LSTMState(*(tf.where(hit, n[:, None, :], c) for n, c in zip(new, captured)))
+
+            def capture():
+                hit = tf.equal(capture_after, t)[:, :, None]
+                return LSTMState(*(tf.where(hit, n[:, None, :], c) for n, c in zip(new, captured)))
+
+            captured = tf.cond(capture_steps[t], capture, lambda: captured)
         if return_sequences:
             outputs_ta = outputs_ta.write(t, new.hidden)
         return t + 1, new, captured, outputs_ta
@@ -112,3 +120,23 @@ def assert_at_least(value: tf.Tensor, minimum: int, message: str) -> tf.Tensor:
     check = tf.debugging.assert_greater_equal(value, minimum, message=message)
     with tf.control_dependencies([check]):
         return tf.identity(value)
+
+
+def assert_token_ids(ids: tf.Tensor, vocab_size: int) -> tf.Tensor:
+    """`ids`, checked at run time to lie in `[0, vocab_size)`.
+
+    Unchecked, a negative id would be read from the end of the embedding
+    table (Keras's `take` wraps it) instead of failing.
+    """
+    message = f"AuxLossLSTM got token ids outside [0, vocab_size={vocab_size}):"
+    checks = [
+        tf.debugging.assert_non_negative(ids, message=message),
+        tf.debugging.assert_less(ids, tf.cast(vocab_size, ids.dtype), message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(ids)
+
+
+def assert_finite(inputs: tf.Tensor) -> tf.Tensor:
+    """`inputs`, checked at run time to hold no NaN or infinity."""
+    return tf.debugging.assert_all_finite(inputs, "AuxLossLSTM got NaN or infinite inputs")

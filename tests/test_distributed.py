@@ -1,0 +1,44 @@
+"""Training under tf.distribute strategies, each run in a process of its own."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_fit.py")
+
+
+def fit(strategy, output, env=None):
+    return subprocess.Popen(
+        [sys.executable, SCRIPT, f"--strategy={strategy}", f"--output={output}"],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process):
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+
+
+def weights(path):
+    saved = np.load(path)
+    return saved, [saved[f"weight_{i}"] for i in range(len(saved.files) - 2)]
+
+
+def test_mirrored_over_two_devices_equals_one_device(tmp_path):
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    for process in (fit("one_device", one), fit("mirrored", two)):
+        finish(process)
+    (one_logs, one_weights), (two_logs, two_weights) = weights(one), weights(two)
+    np.testing.assert_allclose(two_logs["loss"], one_logs["loss"], rtol=1e-4)
+    np.testing.assert_allclose(two_logs["aux_loss"], one_logs["aux_loss"], rtol=1e-4)
+    for a, b in zip(one_weights, two_weights, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-5)
+    # Training moved the weights: the comparison is not of two copies of the start.
+    assert not np.allclose(
+        one_weights[1], np.random.default_rng(1).normal(0, 0.3, one_weights[1].shape)
+    )
