@@ -65,9 +65,10 @@ def test_mixed_precision_trains_and_round_trips(tmp_path, policy, vocab_size, au
     )
     model.export(str(tmp_path / "exported"), verbose=False)
     exported = tf.saved_model.load(str(tmp_path / "exported"))
-    # The serving graph may order float16 arithmetic differently: agree to
-    # half precision.
-    np.testing.assert_allclose(exported.serve(x), predictions, atol=2e-3)
+    # The serving graph may order half-precision arithmetic differently:
+    # agree to half precision (bfloat16 keeps 8 bits of mantissa, float16 11).
+    atol = 1e-2 if policy == "mixed_bfloat16" else 2e-3
+    np.testing.assert_allclose(exported.serve(x), predictions, atol=atol)
 
 
 @pytest.mark.parametrize("options", [{}, {"scheduled_sampling": 0.5}, {"aux_loss": "predict"}])
