@@ -1,9 +1,9 @@
 """Trains a small AuxLossLSTM model for a few steps under a tf.distribute
 strategy and saves its final weights: run by tests/test_distributed.py in a
-process of its own, since logical devices must be set before TensorFlow
-starts.
+process of its own, since logical devices and TF_CONFIG must be set before
+TensorFlow starts.
 
-    python tests/distributed_fit.py --strategy=one_device|mirrored --output=W.npz
+    python tests/distributed_fit.py --strategy=one_device|mirrored|multi_worker --output=W.npz
 """
 
 import argparse
@@ -27,6 +27,37 @@ def deterministic_window_starts(ends):
     return tf.stack([starts, starts // 2], axis=1)
 
 
+def custom_loop(strategy, model, dataset):
+    """One epoch of SGD written out with `strategy.run`: Keras 3.15's `fit`
+    fails under MultiWorkerMirroredStrategy for any model (it reduces a
+    first batch across workers to build the model, and TensorFlow rejects
+    the per-replica value)."""
+    replicas = strategy.num_replicas_in_sync
+    optimizer = model.optimizer
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            supervised = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            (auxiliary,) = model.losses
+            loss = tf.reduce_sum(supervised) / BATCH + auxiliary / replicas
+        variables = model.trainable_variables
+        optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss, auxiliary / replicas
+
+    @tf.function
+    def step(x, y):
+        losses = strategy.run(replica_step, args=(x, y))
+        return [strategy.reduce("SUM", value, axis=None) for value in losses]
+
+    history = {"loss": [], "aux_loss": []}
+    for x, y in strategy.experimental_distribute_dataset(dataset):
+        loss, auxiliary = step(x, y)
+        history["loss"].append(float(loss))
+        history["aux_loss"].append(float(auxiliary))
+    return {key: [np.mean(values)] for key, values in history.items()}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--strategy", required=True)
@@ -39,6 +70,8 @@ def main():
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2
         )
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    elif args.strategy == "multi_worker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
 
@@ -67,7 +100,10 @@ def main():
             keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         )
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
-    history = model.fit(dataset, epochs=1, verbose=0).history
+    if args.strategy == "multi_worker":
+        history = custom_loop(strategy, model, dataset)
+    else:
+        history = model.fit(dataset, epochs=1, verbose=0).history
     weights = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
     np.savez(args.output, aux_loss=history["aux_loss"], loss=history["loss"], **weights)
 

@@ -1,6 +1,8 @@
 """Training under tf.distribute strategies, each run in a process of its own."""
 
+import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -42,3 +44,39 @@ def test_mirrored_over_two_devices_equals_one_device(tmp_path):
     assert not np.allclose(
         one_weights[1], np.random.default_rng(1).normal(0, 0.3, one_weights[1].shape)
     )
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_mirrored_with_two_workers_on_localhost(tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = [
+        fit(
+            "multi_worker",
+            tmp_path / f"worker{index}.npz",
+            {
+                "TF_CONFIG": json.dumps(
+                    {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+                )
+            },
+        )
+        for index in range(2)
+    ]
+    for process in processes:
+        finish(process)
+    (logs, first), (_, second) = (weights(tmp_path / f"worker{i}.npz") for i in range(2))
+    # The two workers train one model: after the all-reduced updates their
+    # weights agree, and they moved from the start.
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    start = np.random.default_rng(1).normal(0, 0.3, first[1].shape)
+    assert not np.allclose(first[1], start)
+    assert np.isfinite(logs["loss"]).all() and logs["aux_loss"][0] > 0
