@@ -36,6 +36,13 @@ class AuxLossLSTM(keras.layers.Layer):
     Truncation changes gradients, never values: the training output equals
     the inference output for the same weights.
 
+    Every differentiable path (the supervised window, each anchor's window,
+    the reconstruction decoder's inputs) reads the embedding as
+    `keras.layers.Embedding` does, one lookup per window, so the embedding's
+    gradient is a `tf.IndexedSlices` with one slice per token read: the layer
+    trains step for step like the same model built from `Embedding`, `LSTM`
+    (state cut with `stop_gradient`) and `Dense` layers.
+
     Outside training the layer is exactly its main LSTM run over the whole
     sequence: no anchors, no decoder, no added loss. The main LSTM is a
     `keras.layers.LSTMCell` (attribute `cell`) with Keras's gate layout, so
@@ -357,7 +364,7 @@ class AuxLossLSTM(keras.layers.Layer):
         if not training:
             state, sequences, _ = recurrence.run_lstm(
                 sequence,
-                self._step_gates(),
+                self._step_gates(inputs.shape[1]),
                 initial,
                 self.cell.recurrent_kernel,
                 mask=steps_mask,
@@ -401,7 +408,7 @@ class AuxLossLSTM(keras.layers.Layer):
             # can stop at the last of them unless every output is wanted.
             _, prefix, captured = recurrence.run_lstm(
                 ops.stop_gradient(sequence),
-                self._step_gates(differentiable=False),
+                self._step_gates(inputs.shape[1], differentiable=False),
                 initial,
                 ops.stop_gradient(self.cell.recurrent_kernel),
                 mask=steps_mask,
@@ -471,34 +478,61 @@ class AuxLossLSTM(keras.layers.Layer):
 
     # ------------------------------------------------------- main LSTM inputs
 
+    def _embed(self, ids):
+        """Token ids' embeddings, read as `keras.layers.Embedding` reads them.
+
+        Every differentiable path reads the embedding here, so that its
+        gradient is a `tf.IndexedSlices` with one slice per token read, as
+        that of a model built from `keras.layers.Embedding`: Keras's
+        optimizers update such a gradient differently from a dense one (Adam
+        squares it slice by slice), so a dense gradient would train
+        differently.
+        """
+        return self.embedding(ids)
+
     def _token_table(self, cell):
         """`(vocab_size, 4 * units)` gate pre-activations of every token."""
         return ops.matmul(self.embedding.embeddings, cell.kernel) + cell.bias
 
-    def _step_gates(self, differentiable=True):
+    def _uses_token_table(self, length):
+        """Whether a pass over a whole sequence of `length` steps looks its
+        gates up in `_token_table` rather than projecting each step's
+        embedding: cheaper when the vocabulary is no larger than one
+        sequence, and used only where no gradient is taken (the pass that
+        finds the windows' states, and inference)."""
+        return length is not None and self.vocab_size <= length
+
+    def _step_gates(self, length, differentiable=True):
         """A function from one step's input to the main cell's gates.
 
         Used for passes that read the whole sequence: tokens are embedded
-        one step at a time.
+        one step at a time, so no `(time, batch, embedding)` tensor is built.
         """
         keep = (lambda x: x) if differentiable else ops.stop_gradient
-        if self.vocab_size is not None:
+        kernel, bias = keep(self.cell.kernel), keep(self.cell.bias)
+        if self.vocab_size is None:
+            return lambda x: ops.matmul(x, kernel) + bias
+        if self._uses_token_table(length):
             table = keep(self._token_table(self.cell))
             return lambda ids: ops.take(table, ids, axis=0)
-        kernel, bias = keep(self.cell.kernel), keep(self.cell.bias)
-        return lambda x: ops.matmul(x, kernel) + bias
+        embeddings = keep(ops.cast(self.embedding.embeddings, self.compute_dtype))
+        return lambda ids: ops.matmul(ops.take(embeddings, ids, axis=0), kernel) + bias
 
     def _window_gates(self, window):
         """`(inputs, input_gates)` for a differentiable run over `window`.
 
-        Token gates are looked up before the loop, so that their gradient is
-        gathered once rather than accumulated densely at every step. Float
-        inputs are projected step by step, as in `_step_gates`, so that a
-        window gives bit-for-bit the values of the full pass.
+        Token windows are embedded with `_embed` and projected before the
+        loop. Float inputs are projected step by step, as in `_step_gates`,
+        so that a window gives bit-for-bit the values of the full pass.
         """
         if self.vocab_size is not None:
-            return ops.take(self._token_table(self.cell), window, axis=0), None
-        return window, self._step_gates()
+            return self._project(self._embed(window), self.cell), None
+        return window, self._step_gates(None)
+
+    @staticmethod
+    def _project(inputs, cell):
+        """A cell's gate pre-activations `inputs @ kernel + bias`."""
+        return ops.matmul(inputs, cell.kernel) + cell.bias
 
     # ------------------------------------------------------- auxiliary loss
 
@@ -515,8 +549,16 @@ class AuxLossLSTM(keras.layers.Layer):
             window_mask = _gather_windows(steps_mask, window_starts, self._window_span)
         # Examples and their anchors share one batch axis: (batch * anchors).
         initial = LSTMState(*(ops.reshape(s, (-1, self.units)) for s in anchor_states))
+        # A token window is embedded once: the main LSTM and the
+        # reconstruction decoder both read these embeddings.
+        embedded = None
+        if self.vocab_size is None:
+            main_inputs = self._window_gates(windows[: self.aux_length])
+        else:
+            embedded = self._embed(windows[: self.aux_length])
+            main_inputs = (self._project(embedded, self.cell), None)
         state, outputs, _ = recurrence.run_lstm(
-            *self._window_gates(windows[: self.aux_length]),
+            *main_inputs,
             initial,
             self.cell.recurrent_kernel,
             mask=None if window_mask is None else window_mask[: self.aux_length],
@@ -528,8 +570,7 @@ class AuxLossLSTM(keras.layers.Layer):
         zeros = ops.zeros_like(state.hidden)
         if self.aux_loss == "predict":
             # The decoder reads the main LSTM's outputs from the anchor on.
-            first_gates = ops.matmul(outputs, self.decoder_cells[0].kernel)
-            first_gates += self.decoder_cells[0].bias
+            first_gates = self._project(outputs, self.decoder_cells[0])
             states = [LSTMState(zeros, zeros)] * self.aux_layers
             predictions = self._head(self._decode(first_gates, states))
         else:
@@ -539,7 +580,9 @@ class AuxLossLSTM(keras.layers.Layer):
             if self.scheduled_sampling:
                 predictions = self._decode_with_sampling(data[:-1], states)
             else:
-                predictions = self._head(self._decode(self._decoder_gates(data[:-1]), states))
+                inputs = data[:-1] if embedded is None else embedded[:-1]
+                first_gates = self._project(inputs, self.decoder_cells[0])
+                predictions = self._head(self._decode(first_gates, states))
         predictions = ops.cast(predictions, "float32")
         if self.vocab_size is None:
             per_token = ops.mean(ops.square(predictions - ops.cast(targets, "float32")), axis=-1)
@@ -554,18 +597,11 @@ class AuxLossLSTM(keras.layers.Layer):
         tokens = ops.sum(weights)
         return ops.sum(per_token * weights) / ops.maximum(tokens, 1.0), tokens
 
-    def _decoder_gates(self, inputs):
-        """Gate pre-activations of the decoder's bottom layer for its inputs."""
-        cell = self.decoder_cells[0]
-        if self.vocab_size is not None:
-            return ops.take(self._token_table(cell), inputs, axis=0)
-        return ops.matmul(inputs, cell.kernel) + cell.bias
-
     def _decode(self, first_gates, states):
         """Runs the decoder's LSTM stack; returns the top layer's outputs."""
         outputs = None
         for i, (cell, state) in enumerate(zip(self.decoder_cells, states)):
-            gates = first_gates if i == 0 else ops.matmul(outputs, cell.kernel) + cell.bias
+            gates = first_gates if i == 0 else self._project(outputs, cell)
             _, outputs, _ = recurrence.run_lstm(
                 gates, None, state, cell.recurrent_kernel, return_sequences=True
             )
@@ -602,16 +638,21 @@ class AuxLossLSTM(keras.layers.Layer):
             dropout_mask = keras.random.dropout(
                 dropout_mask, self.aux_dropout, seed=self.seed_generator
             )
-        table = self._token_table(self.decoder_cells[0])
+        # Sampled tokens are known only inside the loop, so each step embeds
+        # its own (the embedding's gradient is dense here: no Keras layer
+        # composition does scheduled sampling to compare with).
+        embeddings = ops.cast(self.embedding.embeddings, self.compute_dtype)
+        first = self.decoder_cells[0]
 
         def step(carry, x):
             sampled, states, _ = carry
             true_ids, use_sample, noise, mask = x
-            gates = ops.take(table, ops.where(use_sample, sampled, true_ids), axis=0)
+            ids = ops.where(use_sample, sampled, true_ids)
+            gates = self._project(ops.take(embeddings, ids, axis=0), first)
             new_states = []
             for cell, state in zip(self.decoder_cells, states):
                 if new_states:
-                    gates = ops.matmul(new_states[-1].hidden, cell.kernel) + cell.bias
+                    gates = self._project(new_states[-1].hidden, cell)
                 new_states.append(recurrence.lstm_step(gates, state, cell.recurrent_kernel))
             logits = self._head(new_states[-1].hidden, mask)
             sampled = ops.argmax(ops.cast(logits, "float32") + noise, axis=-1)
