@@ -8,15 +8,19 @@ subprocess of its own so that its peak memory is its own:
 - `keras_full_bp`: `keras.layers.Embedding` + `keras.layers.LSTM`, full
   backpropagation, the baseline users would otherwise pick;
 - `forward_floor`: `predict_on_batch` of the r-LSTM model, i.e. its main
-  LSTM read once over the sequence: no training step can beat it.
+  LSTM read once over the sequence: no training step can beat it;
+- `r_lstm_words`: `r_lstm` on a word-level vocabulary
+  (`--word_vocab_size`, 50,000): the windows' embedding gradient is sparse
+  and no `(vocabulary, 4 * units)` gate table enters the gradient, so this
+  should cost little more than `r_lstm`.
 
 Each reports the median seconds per step after a warm-up step (which
 traces and compiles), the peak resident memory, and its increase over the
 process's own resident memory after importing TensorFlow. A configuration
 that passes `--memory_limit_gib` or `--time_limit` is stopped and reported
 as such. Results go to `--output_dir` as `results.json`, `results.md` (a
-markdown table with the ratios r_lstm / forward_floor and
-r_lstm / keras_full_bp) and `results.png` (log-log plots).
+markdown table with the ratios r_lstm / forward_floor,
+r_lstm / keras_full_bp and r_lstm_words / r_lstm) and `results.png` (log-log plots).
 
 Run it with:
 
@@ -35,7 +39,7 @@ import time
 
 from absl import app, flags
 
-CONFIGS = ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor")
+CONFIGS = ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor", "r_lstm_words")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("lengths", ["784", "4096", "16384", "65536"], "Sequence lengths.")
@@ -43,6 +47,7 @@ flags.DEFINE_list("configs", list(CONFIGS), "Configurations to run.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_integer("units", 128, "LSTM units.")
 flags.DEFINE_integer("vocab_size", 256, "Token vocabulary.")
+flags.DEFINE_integer("word_vocab_size", 50_000, "Vocabulary of the `r_lstm_words` configuration.")
 flags.DEFINE_integer("embedding_dim", 128, "Token embedding size.")
 flags.DEFINE_integer("bptt", 300, "Supervised truncation of the AuxLossLSTM configurations.")
 flags.DEFINE_integer("aux_length", 600, "Auxiliary subsequence length.")
@@ -76,15 +81,16 @@ def run_worker(config, length):
 
     baseline = _resident_gib()
     keras.utils.set_random_seed(0)
+    vocab_size = FLAGS.word_vocab_size if config == "r_lstm_words" else FLAGS.vocab_size
     inputs = keras.Input((length,), dtype="int32", batch_size=FLAGS.batch_size)
     if config == "keras_full_bp":
-        features = keras.layers.Embedding(FLAGS.vocab_size, FLAGS.embedding_dim)(inputs)
+        features = keras.layers.Embedding(vocab_size, FLAGS.embedding_dim)(inputs)
         features = keras.layers.LSTM(FLAGS.units)(features)
     else:
         features = AuxLossLSTM(
             FLAGS.units,
             aux_loss=None if config == "truncated_lstm" else "reconstruct",
-            vocab_size=FLAGS.vocab_size,
+            vocab_size=vocab_size,
             embedding_dim=FLAGS.embedding_dim,
             bptt=FLAGS.bptt,
             aux_length=FLAGS.aux_length,
@@ -94,7 +100,7 @@ def run_worker(config, length):
     model = keras.Model(inputs, keras.layers.Dense(10)(features))
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
-    x = rng.integers(0, FLAGS.vocab_size, (FLAGS.batch_size, length)).astype("int32")
+    x = rng.integers(0, vocab_size, (FLAGS.batch_size, length)).astype("int32")
     y = rng.integers(0, 10, FLAGS.batch_size).astype("int32")
 
     def step():
@@ -131,6 +137,7 @@ def run_in_subprocess(config, length):
             "batch_size",
             "units",
             "vocab_size",
+            "word_vocab_size",
             "embedding_dim",
             "bptt",
             "aux_length",
@@ -183,7 +190,8 @@ def _ratio(results, length, numerator, denominator):
 
 def write_table(results, lengths, path):
     lines = [
-        f"batch {FLAGS.batch_size}, {FLAGS.units} units, vocabulary {FLAGS.vocab_size}, "
+        f"batch {FLAGS.batch_size}, {FLAGS.units} units, vocabulary {FLAGS.vocab_size} "
+        f"({FLAGS.word_vocab_size} for r_lstm_words), "
         f"embedding {FLAGS.embedding_dim}; AuxLossLSTM bptt {FLAGS.bptt}, "
         f"{FLAGS.num_anchors} x {FLAGS.aux_length}; median of {FLAGS.repetitions} steps "
         "after a warm-up step.",
@@ -209,6 +217,10 @@ def write_table(results, lengths, path):
                 f"| {length} | {_ratio(results, length, 'r_lstm', 'forward_floor')} | "
                 f"{_ratio(results, length, 'r_lstm', 'keras_full_bp')} |"
             )
+    if {"r_lstm", "r_lstm_words"} <= set(FLAGS.configs):
+        lines += ["", "| length | r_lstm_words / r_lstm |", "|---:|---:|"]
+        for length in lengths:
+            lines.append(f"| {length} | {_ratio(results, length, 'r_lstm_words', 'r_lstm')} |")
     text = "\n".join(lines) + "\n"
     with open(path, "w") as table:
         table.write(text)
