@@ -12,7 +12,9 @@ subprocess of its own so that its peak memory is its own:
 - `r_lstm_words`: `r_lstm` on a word-level vocabulary
   (`--word_vocab_size`, 50,000): the windows' embedding gradient is sparse
   and no `(vocabulary, 4 * units)` gate table enters the gradient, so this
-  should cost little more than `r_lstm`.
+  should cost little more than `r_lstm`;
+- `r_gru`: `AuxLossGRU` with the settings of `r_lstm` (a GRU cell, run
+  through its own Keras `call`, where the LSTM has a fast path).
 
 Each reports the median seconds per step after a warm-up step (which
 traces and compiles), the peak resident memory, and its increase over the
@@ -20,7 +22,7 @@ process's own resident memory after importing TensorFlow. A configuration
 that passes `--memory_limit_gib` or `--time_limit` is stopped and reported
 as such. Results go to `--output_dir` as `results.json`, `results.md` (a
 markdown table with the ratios r_lstm / forward_floor,
-r_lstm / keras_full_bp and r_lstm_words / r_lstm) and `results.png` (log-log plots).
+r_lstm / keras_full_bp, r_lstm_words / r_lstm and r_gru / r_lstm) and `results.png` (log-log plots).
 
 Run it with:
 
@@ -39,7 +41,7 @@ import time
 
 from absl import app, flags
 
-CONFIGS = ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor", "r_lstm_words")
+CONFIGS = ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor", "r_lstm_words", "r_gru")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("lengths", ["784", "4096", "16384", "65536"], "Sequence lengths.")
@@ -77,7 +79,7 @@ def run_worker(config, length):
     import keras
     import numpy as np
 
-    from keras_auxloss import AuxLossLSTM
+    from keras_auxloss import AuxLossGRU, AuxLossLSTM
 
     baseline = _resident_gib()
     keras.utils.set_random_seed(0)
@@ -87,7 +89,8 @@ def run_worker(config, length):
         features = keras.layers.Embedding(vocab_size, FLAGS.embedding_dim)(inputs)
         features = keras.layers.LSTM(FLAGS.units)(features)
     else:
-        features = AuxLossLSTM(
+        layer = AuxLossGRU if config == "r_gru" else AuxLossLSTM
+        features = layer(
             FLAGS.units,
             aux_loss=None if config == "truncated_lstm" else "reconstruct",
             vocab_size=vocab_size,
@@ -217,10 +220,13 @@ def write_table(results, lengths, path):
                 f"| {length} | {_ratio(results, length, 'r_lstm', 'forward_floor')} | "
                 f"{_ratio(results, length, 'r_lstm', 'keras_full_bp')} |"
             )
-    if {"r_lstm", "r_lstm_words"} <= set(FLAGS.configs):
-        lines += ["", "| length | r_lstm_words / r_lstm |", "|---:|---:|"]
+    others = [c for c in ("r_lstm_words", "r_gru") if c in FLAGS.configs]
+    if "r_lstm" in FLAGS.configs and others:
+        lines += ["", "| length | " + " | ".join(f"{c} / r_lstm" for c in others) + " |"]
+        lines.append("|---:|" + "---:|" * len(others))
         for length in lengths:
-            lines.append(f"| {length} | {_ratio(results, length, 'r_lstm_words', 'r_lstm')} |")
+            ratios = " | ".join(_ratio(results, length, c, "r_lstm") for c in others)
+            lines.append(f"| {length} | {ratios} |")
     text = "\n".join(lines) + "\n"
     with open(path, "w") as table:
         table.write(text)

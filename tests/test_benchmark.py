@@ -25,11 +25,18 @@ def test_benchmark_writes_its_table_and_plot(tmp_path):
         timeout=600,
     )
     table = (tmp_path / "results.md").read_text()
-    for config in ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor", "r_lstm_words"):
+    for config in (
+        "r_lstm",
+        "truncated_lstm",
+        "keras_full_bp",
+        "forward_floor",
+        "r_lstm_words",
+        "r_gru",
+    ):
         row = next(line for line in table.splitlines() if f"| 784 | {config} |" in line)
         seconds = float(row.split("|")[3])
         assert seconds > 0, row
     assert "r_lstm / forward_floor" in table
-    assert "r_lstm_words / r_lstm" in table
+    assert "r_lstm_words / r_lstm | r_gru / r_lstm" in table
     assert (tmp_path / "results.png").stat().st_size > 10_000
     assert (tmp_path / "results.json").exists()

@@ -1,0 +1,45 @@
+"""`AuxLossGRU`: a GRU trained with truncated backpropagation and an
+auxiliary reconstruction or prediction loss at random anchors."""
+
+import keras
+
+from keras_auxloss.keras_cell_layer import KerasCellLayer
+
+
+@keras.saving.register_keras_serializable(package="keras_auxloss")
+class AuxLossGRU(KerasCellLayer):
+    """GRU with truncated backpropagation and an unsupervised auxiliary loss.
+
+    `AuxLossRNN(keras.layers.GRUCell(units), ...)`: the main network is a
+    `keras.layers.GRUCell` (attribute `cell`) with Keras's defaults, so its
+    weights can be moved to and from `keras.layers.GRU`; for reconstruction
+    the decoder's bottom layer is a GRU cell of `units` that starts from the
+    main state at the anchor. Every other argument, the truncation, the
+    masking and the auxiliary loss are those of `AuxLossRNN`; see there.
+
+    Args:
+        units: Positive int, size of the main GRU.
+        aux_loss, num_anchors, aux_length, bptt, vocab_size, embedding_dim,
+        aux_units, aux_layers, aux_hidden, aux_dropout, aux_weight,
+        scheduled_sampling, return_sequences, return_state, mask_zero,
+        validate_inputs, seed: as for `AuxLossRNN`.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Output shape:
+        `(batch, units)`, or `(batch, time, units)` with
+        `return_sequences=True`; with `return_state=True`, a list
+        `[output, h]`.
+
+    Example:
+
+    >>> layer = AuxLossGRU(32, vocab_size=256, aux_length=20, bptt=10)
+    >>> tokens = np.random.randint(0, 256, size=(4, 100))
+    >>> layer(tokens).shape
+    (4, 32)
+
+    Reference:
+        - [Trinh et al., 2018](https://arxiv.org/abs/1803.00144), "Learning
+          Longer-term Dependencies in RNNs with Auxiliary Losses".
+    """
+
+    cell_class = keras.layers.GRUCell

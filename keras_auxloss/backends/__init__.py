@@ -1,0 +1,1 @@
+"""The recurrence for each Keras backend; `keras_auxloss.recurrence` picks one."""

@@ -1,0 +1,136 @@
+"""The recurrence in `keras.ops`, for JAX and PyTorch.
+
+A run that may be differentiated is a `keras.ops.scan` over its window
+(on JAX, `jax.lax.scan`: reverse-mode differentiable, compiled by XLA).
+The pass outside the gradient that only finds the windows' states stops
+where the last window starts, a number of steps known only at run time: a
+`keras.ops.while_loop`, which reads one step's input at a time and keeps no
+activations.
+"""
+
+import keras
+from keras import ops
+
+
+def lstm_step(gates, state, recurrent_kernel):
+    """One LSTM step from the input's gate pre-activations `x @ W + b`;
+    `state` is `(h, c)`. Returns `(h, (h, c))`."""
+    hidden, cell = state
+    z = gates + ops.matmul(hidden, recurrent_kernel)
+    i, f, g, o = ops.split(z, 4, axis=-1)
+    cell = ops.sigmoid(f) * cell + ops.sigmoid(i) * ops.tanh(g)
+    hidden = ops.sigmoid(o) * ops.tanh(cell)
+    return hidden, (hidden, cell)
+
+
+def run(
+    step,
+    inputs,
+    state,
+    output,
+    *,
+    input_fn=None,
+    mask=None,
+    capture_after=None,
+    num_steps=None,
+    return_sequences=False,
+):
+    """Runs one recurrent layer over time-major `inputs`; see
+    `keras_auxloss.recurrence` and `backends/tensorflow.py` for the
+    arguments and the returned `(output, state, sequences, captured)`."""
+    captured = ()
+    if capture_after is not None:
+        positions = ops.shape(capture_after)[1]
+        captured = tuple(ops.repeat(s[:, None, :], positions, axis=1) for s in state)
+
+    def advance(t, x, keep, output, state, captured):
+        new_output, new = step(x if input_fn is None else input_fn(x), state)
+        if keep is not None:
+            new_output = ops.where(keep[:, None], new_output, output)
+            new = tuple(ops.where(keep[:, None], n, s) for n, s in zip(new, state))
+        if capture_after is not None:
+            hit = ops.equal(capture_after, t)[:, :, None]
+            captured = tuple(ops.where(hit, n[:, None, :], c) for n, c in zip(new, captured))
+        return new_output, tuple(new), captured
+
+    if num_steps is not None and not return_sequences:
+        output, state, captured = _run_while(
+            advance, inputs, mask, num_steps, output, state, captured
+        )
+        return output, state, None, (captured if capture_after is not None else None)
+
+    def scan_step(carry, xs):
+        t, x, keep = xs if mask is not None else (*xs, None)
+        carry = advance(t, x, keep, *carry)
+        return carry, (carry[0] if return_sequences else None)
+
+    xs = (ops.arange(ops.shape(inputs)[0], dtype="int32"), inputs)
+    (output, state, captured), sequences = ops.scan(
+        scan_step, (output, tuple(state), captured), xs if mask is None else (*xs, mask)
+    )
+    return output, state, sequences, (captured if capture_after is not None else None)
+
+
+def _run_while(advance, inputs, mask, num_steps, output, state, captured):
+    """`advance` for the first `num_steps` steps, read one at a time."""
+
+    def body(t, output, state, captured):
+        x = ops.take(inputs, t, axis=0)
+        keep = None if mask is None else ops.take(mask, t, axis=0)
+        return (t + 1, *advance(t, x, keep, output, state, captured))
+
+    _, output, state, captured = ops.while_loop(
+        lambda t, *_: t < num_steps,
+        body,
+        (ops.convert_to_tensor(0, "int32"), output, tuple(state), captured),
+        maximum_iterations=ops.shape(inputs)[0],
+    )
+    return output, state, captured
+
+
+def scan(step, carry, inputs):
+    """Applies `carry = step(carry, inputs[t])` over time; returns every
+    step's carry stacked on a new leading axis."""
+
+    def scan_step(carry, x):
+        carry = step(carry, x)
+        return carry, carry
+
+    return ops.scan(scan_step, carry, inputs)[1]
+
+
+def assert_at_least(value, minimum, message):
+    """`value`, which is static on these backends, checked now."""
+    if int(value) < minimum:
+        raise ValueError(f"{message} ({int(value)}, {minimum})")
+    return value
+
+
+def assert_token_ids(ids, vocab_size, owner):
+    """`ids`, checked to lie in `[0, vocab_size)` (when the batch runs)."""
+    message = f"{owner} got token ids outside [0, vocab_size={vocab_size})"
+    bad = ops.logical_or(ops.any(ids < 0), ops.any(ids >= vocab_size))
+    return _check(ids, bad, message)
+
+
+def assert_finite(inputs, owner):
+    """`inputs`, checked to hold no NaN or infinity (when the batch runs)."""
+    bad = ops.logical_not(ops.all(ops.isfinite(inputs)))
+    return _check(inputs, bad, f"{owner} got NaN or infinite inputs")
+
+
+def _check(value, bad, message):
+    """Raises `ValueError(message)` if `bad` holds: at once on PyTorch
+    (eager), from a host callback when the compiled step runs on JAX."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        def fail(bad):
+            if bad:
+                raise ValueError(message)
+
+        jax.debug.callback(fail, bad)
+        return value
+    if bool(ops.convert_to_numpy(bad)):
+        raise ValueError(message)
+    return value

@@ -1,0 +1,89 @@
+"""How a recurrent cell is stepped through a sequence.
+
+`CellRunner` steps any Keras RNN cell through its `call(inputs, states)`, as
+`keras.layers.RNN` does. Keras's own `LSTMCell` gets a fast path,
+`LSTMRunner`: its input projection `x @ W + b` is taken out of the loop (and,
+for token inputs, into a table of every token's gates), and its step is
+written out in `recurrence.lstm_step`. A runner's state is a flat tuple of
+`(batch, size)` tensors.
+"""
+
+import keras
+from keras import ops
+
+from keras_auxloss import recurrence
+
+
+def state_sizes(cell):
+    """The sizes of a cell's state tensors, flattened: `(units, units)` for
+    an LSTM cell, `(units,)` for a GRU cell."""
+    return tuple(keras.tree.flatten(cell.state_size))
+
+
+def output_size(cell):
+    """The size of a cell's output, as `keras.layers.RNN` reads it."""
+    size = getattr(cell, "output_size", None)
+    return state_sizes(cell)[0] if size is None else size
+
+
+class CellRunner:
+    """Steps any Keras RNN cell."""
+
+    def __init__(self, cell):
+        self.cell = cell
+
+    @property
+    def state_sizes(self):
+        return state_sizes(self.cell)
+
+    @property
+    def output_size(self):
+        return output_size(self.cell)
+
+    def zero_state(self, batch, dtype):
+        return tuple(ops.zeros((batch, size), dtype) for size in self.state_sizes)
+
+    def project(self, inputs):
+        """What a step reads of its inputs, computed outside the loop."""
+        return inputs
+
+    def token_table(self, embeddings):
+        """Every token's projected embedding, or `None` where a table of
+        them does not save work."""
+        return None
+
+    def step(self, inputs, state):
+        """`(output, state)` after one step."""
+        states = keras.tree.pack_sequence_as(self.cell.state_size, list(state))
+        if not keras.tree.is_nested(self.cell.state_size):
+            states = [states]  # Keras's RNN always hands a cell a list.
+        kwargs = {"training": False} if self.cell._call_has_training_arg else {}
+        output, new = self.cell(inputs, states, **kwargs)
+        return output, tuple(keras.tree.flatten(new))
+
+
+class LSTMRunner(CellRunner):
+    """Keras's `LSTMCell`, its input projection taken out of the loop."""
+
+    def project(self, inputs):
+        return ops.matmul(inputs, self.cell.kernel) + self.cell.bias
+
+    def token_table(self, embeddings):
+        return self.project(embeddings)
+
+    def step(self, gates, state):
+        return recurrence.lstm_step(gates, state, self.cell.recurrent_kernel)
+
+
+def runner_for(cell):
+    """The fast path for a Keras `LSTMCell` with its default equations,
+    the generic runner for any other cell."""
+    lstm = keras.layers.LSTMCell
+    if (
+        type(cell) is lstm
+        and cell.activation is keras.activations.tanh
+        and cell.recurrent_activation is keras.activations.sigmoid
+        and cell.use_bias
+    ):
+        return LSTMRunner(cell)
+    return CellRunner(cell)
