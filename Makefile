@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint format benchmark clean
+.PHONY: demo test test-torch lint format benchmark clean
 
 $(BIN)/activate: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,19 @@ $(BIN)/activate: setup.py
 demo: $(BIN)/activate
 	$(BIN)/python examples/demo.py
 
+# The whole suite on TensorFlow, then the core tests (tests/backends) on JAX
+# with two host devices, in a process of its own.
 test: $(BIN)/activate
 	$(BIN)/python -m pytest -q tests
+	XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \
+		$(BIN)/python -m pytest -q tests/backends
+
+# The core tests on PyTorch. Installs torch first: its wheel from the package
+# index is large (hundreds of MB, more with CUDA libraries), so `make test`
+# leaves it out.
+test-torch: $(BIN)/activate
+	$(BIN)/pip install --quiet -e '.[torch]'
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q tests/backends
 
 lint: $(BIN)/activate
 	$(BIN)/ruff check keras_auxloss examples benchmarks tests
@@ -28,6 +39,7 @@ format: $(BIN)/activate
 
 benchmark: $(BIN)/activate
 	$(BIN)/python benchmarks/train_step.py
+	KERAS_BACKEND=jax $(BIN)/python benchmarks/train_step.py --output_dir=benchmarks/results_jax
 
 clean:
 	rm -rf $(VENV) *.egg-info runs

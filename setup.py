@@ -29,7 +29,11 @@ setup(
             "tensorboard",
             "mlxtend",
         ],
+        # Other Keras backends (KERAS_BACKEND=jax or torch).
+        "jax": ["jax"],
+        "torch": ["torch"],
         "dev": [
+            "jax",
             "tensorflow-datasets",
             "importlib_resources",
             "absl-py",

@@ -16,9 +16,15 @@ subprocess of its own so that its peak memory is its own:
 - `r_gru`: `AuxLossGRU` with the settings of `r_lstm` (a GRU cell, run
   through its own Keras `call`, where the LSTM has a fast path).
 
+Every configuration runs on each backend of `--backends` (Keras's
+`KERAS_BACKEND` in the subprocess; by default TensorFlow and whichever of
+JAX and PyTorch are installed), with `keras_full_bp` on that backend as its
+baseline, and one more table compares each backend's r-LSTM step with
+TensorFlow's in the same run.
+
 Each reports the median seconds per step after a warm-up step (which
 traces and compiles), the peak resident memory, and its increase over the
-process's own resident memory after importing TensorFlow. A configuration
+process's own resident memory after importing Keras and its backend. A configuration
 that passes `--memory_limit_gib` or `--time_limit` is stopped and reported
 as such. Results go to `--output_dir` as `results.json`, `results.md` (a
 markdown table with the ratios r_lstm / forward_floor,
@@ -31,6 +37,7 @@ Run it with:
 or `make benchmark`. A quick look: `--lengths=784 --repetitions=1`.
 """
 
+import importlib.util
 import json
 import os
 import resource
@@ -46,6 +53,11 @@ CONFIGS = ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor", "r_lstm
 FLAGS = flags.FLAGS
 flags.DEFINE_list("lengths", ["784", "4096", "16384", "65536"], "Sequence lengths.")
 flags.DEFINE_list("configs", list(CONFIGS), "Configurations to run.")
+flags.DEFINE_list(
+    "backends",
+    ["tensorflow"] + [b for b in ("jax", "torch") if importlib.util.find_spec(b)],
+    "Keras backends to run each configuration on.",
+)
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_integer("units", 128, "LSTM units.")
 flags.DEFINE_integer("vocab_size", 256, "Token vocabulary.")
@@ -126,8 +138,9 @@ def run_worker(config, length):
     }
 
 
-def run_in_subprocess(config, length):
-    """Runs one configuration in a child process, watching its memory."""
+def run_in_subprocess(config, length, backend):
+    """Runs one configuration on `backend` in a child process, watching
+    its memory."""
     command = [
         sys.executable,
         os.path.abspath(__file__),
@@ -148,7 +161,7 @@ def run_in_subprocess(config, length):
             "repetitions",
         )
     ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
     child = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
     )
@@ -192,13 +205,35 @@ def _ratio(results, length, numerator, denominator):
 
 
 def write_table(results, lengths, path):
+    """`results[backend][config][length]` as markdown: a table per backend,
+    then each backend's r-LSTM step against TensorFlow's."""
     lines = [
         f"batch {FLAGS.batch_size}, {FLAGS.units} units, vocabulary {FLAGS.vocab_size} "
         f"({FLAGS.word_vocab_size} for r_lstm_words), "
         f"embedding {FLAGS.embedding_dim}; AuxLossLSTM bptt {FLAGS.bptt}, "
         f"{FLAGS.num_anchors} x {FLAGS.aux_length}; median of {FLAGS.repetitions} steps "
         "after a warm-up step.",
-        "",
+    ]
+    for backend in FLAGS.backends:
+        lines += ["", f"### {backend}", ""] + _backend_table(results[backend], lengths)
+    others = [b for b in FLAGS.backends if b != "tensorflow"]
+    if "tensorflow" in FLAGS.backends and others and "r_lstm" in FLAGS.configs:
+        lines += ["", "| length | " + " | ".join(f"r_lstm {b} / tensorflow" for b in others) + " |"]
+        lines.append("|---:|" + "---:|" * len(others))
+        for length in lengths:
+            ratios = " | ".join(
+                _ratio({b: results[b]["r_lstm"] for b in FLAGS.backends}, length, b, "tensorflow")
+                for b in others
+            )
+            lines.append(f"| {length} | {ratios} |")
+    text = "\n".join(lines) + "\n"
+    with open(path, "w") as table:
+        table.write(text)
+    return text
+
+
+def _backend_table(results, lengths):
+    lines = [
         "| length | configuration | s / step | peak RSS GiB | increase GiB |",
         "|---:|---|---:|---:|---:|",
     ]
@@ -227,10 +262,7 @@ def write_table(results, lengths, path):
         for length in lengths:
             ratios = " | ".join(_ratio(results, length, c, "r_lstm") for c in others)
             lines.append(f"| {length} | {ratios} |")
-    text = "\n".join(lines) + "\n"
-    with open(path, "w") as table:
-        table.write(text)
-    return text
+    return lines
 
 
 def write_plot(results, lengths, path):
@@ -240,20 +272,22 @@ def write_plot(results, lengths, path):
     import matplotlib.pyplot as plt
 
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for config in FLAGS.configs:
-        ok = [n for n in lengths if results[config][n].get("status") == "ok"]
-        x = [int(n) for n in ok]
-        time_axis.plot(x, [results[config][n]["seconds"] for n in ok], "o-", label=config)
-        memory_axis.plot(
-            x, [max(results[config][n]["increase_gib"], 1e-3) for n in ok], "o-", label=config
-        )
+    styles = dict(zip(("tensorflow", "jax", "torch"), ("o-", "s--", "^:")))
+    for backend in FLAGS.backends:
+        for color, config in enumerate(FLAGS.configs):
+            runs = results[backend][config]
+            ok = [n for n in lengths if runs[n].get("status") == "ok"]
+            x, style = [int(n) for n in ok], f"C{color}{styles.get(backend, 'x-')}"
+            label = f"{config} ({backend})"
+            time_axis.plot(x, [runs[n]["seconds"] for n in ok], style, label=label)
+            memory_axis.plot(x, [max(runs[n]["increase_gib"], 1e-3) for n in ok], style)
     for axis, label in ((time_axis, "seconds per step"), (memory_axis, "peak RSS increase, GiB")):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("sequence length")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
-    time_axis.legend()
+    time_axis.legend(fontsize="x-small")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -268,11 +302,13 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"Unknown --configs {sorted(unknown)}; expected some of {CONFIGS}.")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    results = {config: {} for config in FLAGS.configs}
+    results = {backend: {config: {} for config in FLAGS.configs} for backend in FLAGS.backends}
     for length in FLAGS.lengths:
-        for config in FLAGS.configs:
-            results[config][length] = run_in_subprocess(config, int(length))
-            print(f"{config:>15} {length:>6}: {results[config][length]}", flush=True)
+        for backend in FLAGS.backends:
+            for config in FLAGS.configs:
+                result = run_in_subprocess(config, int(length), backend)
+                results[backend][config][length] = result
+                print(f"{backend:>10} {config:>15} {length:>6}: {result}", flush=True)
     with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as out:
         json.dump(results, out, indent=2)
     print(write_table(results, FLAGS.lengths, os.path.join(FLAGS.output_dir, "results.md")))

@@ -8,6 +8,7 @@ from keras import ops
 from keras_auxloss import arguments, recurrence, windows
 from keras_auxloss.auxiliary import AuxiliaryDecoder, mean_token_loss
 from keras_auxloss.cells import output_size, runner_for, state_sizes
+from keras_auxloss.loss_tracker import loss_tracker
 
 
 @keras.saving.register_keras_serializable(package="keras_auxloss")
@@ -236,7 +237,7 @@ class AuxLossRNN(keras.layers.Layer):
             self.head_hidden = keras.layers.Dense(
                 aux_hidden, activation="relu", dtype=self.dtype_policy, name="head_hidden"
             )
-            self.aux_loss_tracker = keras.metrics.Mean(name="aux_loss")
+            self.aux_loss_tracker = loss_tracker("aux_loss")
 
     def _make_decoder_cells(self):
         cells = [

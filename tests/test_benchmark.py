@@ -7,7 +7,7 @@ import sys
 BENCHMARK = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "train_step.py")
 
 
-def test_benchmark_writes_its_table_and_plot(tmp_path):
+def run_benchmark(output_dir, *flags):
     # The smallest length, one timed step, and a small model to keep it quick.
     subprocess.run(
         [
@@ -18,13 +18,19 @@ def test_benchmark_writes_its_table_and_plot(tmp_path):
             "--batch_size=4",
             "--units=16",
             "--embedding_dim=8",
-            f"--output_dir={tmp_path}",
+            f"--output_dir={output_dir}",
+            *flags,
         ],
         check=True,
         capture_output=True,
         timeout=600,
     )
-    table = (tmp_path / "results.md").read_text()
+    return (output_dir / "results.md").read_text()
+
+
+def test_benchmark_writes_its_table_and_plot(tmp_path):
+    table = run_benchmark(tmp_path, "--backends=tensorflow")
+    assert "### tensorflow" in table
     for config in (
         "r_lstm",
         "truncated_lstm",
@@ -40,3 +46,14 @@ def test_benchmark_writes_its_table_and_plot(tmp_path):
     assert "r_lstm_words / r_lstm | r_gru / r_lstm" in table
     assert (tmp_path / "results.png").stat().st_size > 10_000
     assert (tmp_path / "results.json").exists()
+
+
+def test_benchmark_compares_backends(tmp_path):
+    table = run_benchmark(tmp_path, "--backends=tensorflow,jax", "--configs=r_lstm")
+    jax_table = table.split("### jax")[1]
+    row = next(line for line in jax_table.splitlines() if "| 784 | r_lstm |" in line)
+    assert float(row.split("|")[3]) > 0, row
+    ratio = next(
+        line for line in table.splitlines() if line.startswith("| 784 | ") and "r_lstm" not in line
+    )
+    assert "r_lstm jax / tensorflow" in table and float(ratio.split("|")[2]) > 0, ratio

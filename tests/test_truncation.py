@@ -34,11 +34,6 @@ def auxiliary_loss(layer, outputs):
     return loss
 
 
-def fix_window_starts(layer, starts):
-    """Replaces the layer's random anchors with fixed window starts."""
-    layer._sample_window_starts = lambda ends: tf.constant(starts, tf.int32)
-
-
 @pytest.mark.parametrize("aux_loss", ["reconstruct", "predict", None])
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_supervised_gradient_reaches_only_the_last_bptt_steps(aux_loss, return_sequences):
@@ -57,21 +52,7 @@ def test_full_backpropagation_reaches_every_step(aux_loss):
     assert np.all(grad > 0)
 
 
-@pytest.mark.parametrize("aux_loss", ["reconstruct", "predict"])
-def test_auxiliary_gradient_reaches_only_its_windows(aux_loss):
-    # Example 0: two disjoint windows; example 1: the same window twice.
-    starts = [[3, 20], [25, 25]]
-    length = 6
-    layer = AuxLossLSTM(
-        8, aux_loss=aux_loss, aux_length=length, bptt=5, num_anchors=2, aux_dropout=0.0, seed=0
-    )
-    fix_window_starts(layer, starts)
-    grad = gradient_per_step(layer, inputs(), auxiliary_loss)
-    expected = np.zeros_like(grad, dtype=bool)
-    for example, example_starts in enumerate(starts):
-        for start in example_starts:
-            expected[example, start : start + length] = True
-    np.testing.assert_array_equal(grad > 0, expected)
+# The auxiliary gradient's windows: tests/backends/test_core.py, on every backend.
 
 
 @pytest.mark.parametrize("aux_loss", ["reconstruct", "predict"])

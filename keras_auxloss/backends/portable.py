@@ -68,6 +68,8 @@ def run(
     (output, state, captured), sequences = ops.scan(
         scan_step, (output, tuple(state), captured), xs if mask is None else (*xs, mask)
     )
+    # PyTorch's scan stacks placeholders where the step gives no output.
+    sequences = sequences if return_sequences else None
     return output, state, sequences, (captured if capture_after is not None else None)
 
 
