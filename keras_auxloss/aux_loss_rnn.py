@@ -8,7 +8,10 @@ from keras import ops
 from keras_auxloss import arguments, recurrence, windows
 from keras_auxloss.auxiliary import AuxiliaryDecoder, mean_token_loss
 from keras_auxloss.cells import output_size, runner_for, state_sizes
-from keras_auxloss.loss_tracker import loss_tracker
+from keras_auxloss.loss_tracker import default_name, in_keras_test_step, loss_tracker
+
+# The seed of the anchors drawn on held-out data in `evaluate`.
+HELD_OUT_SEED = 20180301
 
 
 @keras.saving.register_keras_serializable(package="keras_auxloss")
@@ -237,7 +240,7 @@ class AuxLossRNN(keras.layers.Layer):
             self.head_hidden = keras.layers.Dense(
                 aux_hidden, activation="relu", dtype=self.dtype_policy, name="head_hidden"
             )
-            self.aux_loss_tracker = loss_tracker("aux_loss")
+            self.aux_loss_tracker = loss_tracker(self.aux_loss_metric_name)
 
     def _make_decoder_cells(self):
         cells = [
@@ -331,8 +334,19 @@ class AuxLossRNN(keras.layers.Layer):
 
     # ------------------------------------------------------------------- call
 
+    @property
+    def aux_loss_metric_name(self):
+        """The name under which `fit` and `evaluate` log the auxiliary loss
+        (`val_` prefixed for `fit`'s validation): `aux_loss` for a layer
+        with its class's default name (the first of a model), else
+        `<layer name>_aux_loss`, so that several layers log apart."""
+        return "aux_loss" if self.name == default_name(type(self)) else f"{self.name}_aux_loss"
+
     def call(self, inputs, training=False, mask=None):
         inputs = self._standardize_inputs(inputs)
+        # Measured in training and on held-out data in `evaluate`; `predict`
+        # and exported models run the main network alone.
+        measuring = self.aux_loss is not None and not training and in_keras_test_step()
         mask = self.compute_mask(inputs, mask, own_only=True)
         sequence = ops.moveaxis(inputs, 1, 0)  # Time-major: (time, batch, ...).
         steps_mask = None if mask is None else ops.moveaxis(mask, 1, 0)
@@ -340,7 +354,7 @@ class AuxLossRNN(keras.layers.Layer):
         initial = self._main.zero_state(batch, self.compute_dtype)
         zero_output = ops.zeros((batch, self.units), self.compute_dtype)
 
-        if not training:
+        if not (training or measuring):
             output, state, sequences, _ = recurrence.run(
                 self._main.step,
                 sequence,
@@ -357,14 +371,17 @@ class AuxLossRNN(keras.layers.Layer):
         # Each sequence ends after its last valid step: windows count from there.
         ends = windows.sequence_ends(mask, batch, length)
         supervised_start = None if self.bptt is None else windows.supervised_starts(ends, self.bptt)
-        window_starts = None if self.aux_loss is None else self._sample_window_starts(ends)
+        window_starts = None
+        if self.aux_loss is not None:
+            draw = self._sample_window_starts if training else self._held_out_window_starts
+            window_starts = draw(ends)
         output, state, sequences, anchor_states = self._truncated_run(
             sequence, steps_mask, initial, zero_output, supervised_start, window_starts
         )
         if self.aux_loss is not None:
             fits = ends >= self._window_span
             loss, tokens = self._auxiliary_loss(
-                sequence, steps_mask, window_starts, fits, anchor_states
+                sequence, steps_mask, window_starts, fits, anchor_states, training
             )
             self.add_loss(self.aux_weight * loss)
             self.aux_loss_tracker.update_state(loss, sample_weight=tokens)
@@ -438,15 +455,21 @@ class AuxLossRNN(keras.layers.Layer):
         )
 
     def _standardize_inputs(self, inputs):
-        """Inputs as the layer computes with them, checked if asked."""
+        """Inputs as the layer computes with them, checked if asked: any
+        tensor-like (a `tf.Variable` too), token ids of any integer dtype
+        (cast to int32 unless int64, as `keras.layers.Embedding` does)."""
         name = type(self).__name__
+        inputs = ops.convert_to_tensor(inputs)
+        if not hasattr(inputs, "ndim"):  # A tf.Variable stays one: read it.
+            inputs = ops.copy(inputs)
         if self.vocab_size is None:
             # Integer features (rank 3: build rejects rank-2 ids) are numbers.
             inputs = ops.cast(inputs, self.compute_dtype)
             return recurrence.assert_finite(inputs, name) if self.validate_inputs else inputs
-        if not keras.backend.is_int_dtype(inputs.dtype):
+        if keras.backend.standardize_dtype(inputs.dtype) not in ("int32", "int64"):
             # Keras hands a Sequential model without an Input layer its data
-            # as floats; like keras.layers.Embedding, read them as ids.
+            # as floats, NumPy and tfds hand pixels as uint8; like
+            # keras.layers.Embedding, read them as int32 ids.
             inputs = ops.cast(inputs, "int32")
         if self.validate_inputs:
             inputs = recurrence.assert_token_ids(inputs, self.vocab_size, name)
@@ -473,6 +496,13 @@ class AuxLossRNN(keras.layers.Layer):
         """The anchors: `(batch, num_anchors)` first steps of their windows."""
         return windows.sample_window_starts(
             ends, self.num_anchors, self._window_span, self.seed_generator
+        )
+
+    def _held_out_window_starts(self, ends):
+        """Anchors on held-out data: drawn with a fixed seed, so that every
+        evaluation measures the same windows and its losses compare."""
+        return windows.sample_window_starts(
+            ends, self.num_anchors, self._window_span, HELD_OUT_SEED
         )
 
     def _outputs(self, output, state, sequences):
@@ -538,7 +568,7 @@ class AuxLossRNN(keras.layers.Layer):
 
     # ------------------------------------------------------- auxiliary loss
 
-    def _auxiliary_loss(self, sequence, steps_mask, window_starts, fits, anchor_states):
+    def _auxiliary_loss(self, sequence, steps_mask, window_starts, fits, anchor_states, training):
         """Mean per-token auxiliary loss over all anchors' windows.
 
         Each window runs the main cell from its state cut from the gradient,
@@ -573,22 +603,22 @@ class AuxLossRNN(keras.layers.Layer):
         data = ops.stop_gradient(data)  # Targets are data, not paths for gradient.
         if self.vocab_size is None:
             inputs = data[:length]
-        predictions = self._decode(data, inputs, state, outputs)
+        predictions = self._decode(data, inputs, state, outputs, training)
         weights = ops.repeat(ops.cast(fits, "float32"), self.num_anchors)[None, :]
         if window_mask is not None:
             weights = weights * ops.cast(window_mask[1:], "float32")
         return mean_token_loss(predictions, data[1:], weights, self.vocab_size)
 
-    def _decode(self, data, inputs, state, outputs):
+    def _decode(self, data, inputs, state, outputs, training):
         """The decoder's predictions of `data[1:]`: from the main state at
         the anchor fed `inputs[:-1]` (reconstruct), or reading the main
         network's `outputs` (predict)."""
         batch = ops.shape(data)[1]
         states = self._decoder.zero_states(batch, self.compute_dtype)
         if self.aux_loss == "predict":
-            return self._decoder.decode(outputs, states)
+            return self._decoder.decode(outputs, states, training)
         states[0] = state
-        if self.scheduled_sampling:
+        if self.scheduled_sampling and training:
             embeddings = ops.cast(self.embedding.embeddings, self.compute_dtype)
             return self._decoder.decode_with_sampling(
                 data[:-1],
@@ -597,7 +627,7 @@ class AuxLossRNN(keras.layers.Layer):
                 self.vocab_size,
                 self.scheduled_sampling,
             )
-        return self._decoder.decode(inputs[:-1], states)
+        return self._decoder.decode(inputs[:-1], states, training)
 
     # ---------------------------------------------------------------- config
 

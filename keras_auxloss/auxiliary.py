@@ -28,22 +28,23 @@ class AuxiliaryDecoder:
     def zero_states(self, batch, dtype):
         return [runner.zero_state(batch, dtype) for runner in self.runners]
 
-    def decode(self, inputs, states):
+    def decode(self, inputs, states, training=True):
         """Runs the cells over time-major `inputs` from `states` (one per
-        layer); returns the head's predictions `(time, batch, outputs)`."""
+        layer); returns the head's predictions `(time, batch, outputs)`,
+        with dropout in the head in training only."""
         outputs = inputs
         for runner, state in zip(self.runners, states):
             zero_output = ops.zeros((ops.shape(outputs)[1], runner.output_size), outputs.dtype)
             _, _, outputs, _ = recurrence.run(
                 runner.step, runner.project(outputs), state, zero_output, return_sequences=True
             )
-        return self.head(outputs)
+        return self.head(outputs, training=training)
 
-    def head(self, outputs, dropout_mask=None):
+    def head(self, outputs, dropout_mask=None, training=True):
         hidden = self.head_hidden(outputs)
         if dropout_mask is not None:
             hidden = hidden * dropout_mask
-        elif self.dropout:
+        elif self.dropout and training:
             hidden = keras.random.dropout(hidden, self.dropout, seed=self.seed_generator)
         return self.head_output(hidden)
 

@@ -1,4 +1,5 @@
-"""The metric that reports the auxiliary loss in `fit`'s logs.
+"""The metric that reports the auxiliary loss in `fit`'s and `evaluate`'s
+logs, its name, and when the loss is measured.
 
 On TensorFlow and PyTorch it is a `keras.metrics.Mean` updated in the
 layer's `call` (its variables never autocast: on PyTorch, an update made
@@ -12,8 +13,38 @@ host: each batch sends its loss and weight with an ordered
 `io_callback`, so the logs show the same running mean over the epoch.
 """
 
+import re
+import sys
+
 import keras
 import numpy as np
+
+
+def default_name(layer_class):
+    """The name Keras gives the first unnamed layer of `layer_class`."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", layer_class.__name__)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def in_keras_test_step():
+    """Whether this call runs inside a Keras model's `test_step`: in
+    `evaluate` and in `fit`'s validation, where the auxiliary loss is
+    measured on held-out data.
+
+    Keras calls a model with `training=False` in `test_step` and in
+    `predict_step` alike and passes no other sign, so the call stack is
+    read: at trace time on TensorFlow and JAX, at every call on PyTorch.
+    `predict`, `export` and direct calls find no `test_step` and run the
+    main network alone.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "test_step" and isinstance(
+            frame.f_locals.get("self"), keras.Model
+        ):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def loss_tracker(name):
