@@ -46,6 +46,7 @@ def check_arguments(
     return_state,
     mask_zero,
     validate_inputs,
+    stateful,
     seed,
 ):
     """Checks every argument of `AuxLossRNN` (and so of its subclasses)."""
@@ -92,6 +93,7 @@ def check_arguments(
         ("return_state", return_state),
         ("mask_zero", mask_zero),
         ("validate_inputs", validate_inputs),
+        ("stateful", stateful),
     ):
         if not isinstance(value, bool):
             raise ValueError(

@@ -180,6 +180,7 @@ class AuxLossRNN(keras.layers.Layer):
         mask_zero=False,
         validate_inputs=False,
         seed=None,
+        stateful=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -205,6 +206,7 @@ class AuxLossRNN(keras.layers.Layer):
             mask_zero=mask_zero,
             validate_inputs=validate_inputs,
             seed=seed,
+            stateful=stateful,
         )
         self.aux_loss = aux_loss
         self.num_anchors = num_anchors
@@ -222,6 +224,8 @@ class AuxLossRNN(keras.layers.Layer):
         self.return_state = return_state
         self.mask_zero = mask_zero
         self.validate_inputs = validate_inputs
+        self.stateful = stateful
+        self.states = None
         self.seed = seed
         self.supports_masking = True
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -286,6 +290,8 @@ class AuxLossRNN(keras.layers.Layer):
         if not self.cell.built:
             self.cell.build((None, input_dim))
         self._main = runner_for(self.cell)
+        if self.stateful:
+            self._create_state_variables(input_shape[0])
         if self.aux_loss is not None:
             decoder_input_dim = input_dim if self.aux_loss == "reconstruct" else self.units
             for i, cell in enumerate(self.decoder_cells):
@@ -303,6 +309,62 @@ class AuxLossRNN(keras.layers.Layer):
                 self.seed_generator,
             )
         self.built = True
+
+    # ---------------------------------------------------------------- state
+
+    def _create_state_variables(self, batch):
+        if batch is None:
+            raise ValueError(
+                f"{type(self).__name__} with stateful=True needs a fixed batch size, "
+                "to keep one state per sequence from batch to batch; got inputs of "
+                "unknown batch size. Give it one: keras.Input(shape, batch_size=...)."
+            )
+        self.states = [
+            self.add_weight(
+                shape=(batch, size),
+                initializer="zeros",
+                trainable=False,
+                autocast=False,  # Kept in float32, written whole.
+                name=f"state_{i}",
+            )
+            for i, size in enumerate(state_sizes(self.cell))
+        ]
+
+    def reset_state(self, states=None):
+        """Zeroes the carried state of a stateful layer, or sets it to
+        `states` (one array per state tensor), as `keras.layers.LSTM` does."""
+        if not self.stateful:
+            raise AttributeError(f"{type(self).__name__} is not stateful: it carries no state.")
+        if self.states is None:
+            raise ValueError(f"{type(self).__name__} is not built yet: it has no state.")
+        for i, variable in enumerate(self.states):
+            variable.assign(ops.zeros(variable.shape) if states is None else states[i])
+
+    def reset_states(self, states=None):
+        """`reset_state`, under the name of Keras's older API."""
+        self.reset_state(states)
+
+    def _initial_state(self, batch, initial_state):
+        """Where the main network starts: `initial_state` if given, else the
+        carried state of a stateful layer, else zeros."""
+        sizes = state_sizes(self.cell)
+        if initial_state is None and self.states is not None:
+            initial_state = [variable.value for variable in self.states]
+        if initial_state is None:
+            return self._main.zero_state(batch, self.compute_dtype)
+        initial_state = (
+            list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        )
+        shapes = [tuple(ops.shape(s))[1:] for s in initial_state]
+        if len(initial_state) != len(sizes) or any(
+            shape != (size,) for shape, size in zip(shapes, sizes)
+        ):
+            raise ValueError(
+                f"{type(self).__name__} expects `initial_state` as {len(sizes)} tensors "
+                f"of shapes {[(None, size) for size in sizes]}, got {len(initial_state)} "
+                f"of shapes {[(None, *shape) for shape in shapes]}."
+            )
+        return tuple(ops.cast(s, self.compute_dtype) for s in initial_state)
 
     def _check_length(self, length):
         """Checks that every window fits in a sequence of `length` steps."""
@@ -342,7 +404,7 @@ class AuxLossRNN(keras.layers.Layer):
         `<layer name>_aux_loss`, so that several layers log apart."""
         return "aux_loss" if self.name == default_name(type(self)) else f"{self.name}_aux_loss"
 
-    def call(self, inputs, training=False, mask=None):
+    def call(self, inputs, training=False, mask=None, initial_state=None):
         inputs = self._standardize_inputs(inputs)
         # Measured in training and on held-out data in `evaluate`; `predict`
         # and exported models run the main network alone.
@@ -351,7 +413,7 @@ class AuxLossRNN(keras.layers.Layer):
         sequence = ops.moveaxis(inputs, 1, 0)  # Time-major: (time, batch, ...).
         steps_mask = None if mask is None else ops.moveaxis(mask, 1, 0)
         batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
-        initial = self._main.zero_state(batch, self.compute_dtype)
+        initial = self._initial_state(batch, initial_state)
         zero_output = ops.zeros((batch, self.units), self.compute_dtype)
 
         if not (training or measuring):
@@ -506,6 +568,9 @@ class AuxLossRNN(keras.layers.Layer):
         )
 
     def _outputs(self, output, state, sequences):
+        if self.stateful:  # Carried to the next batch, cut from the gradient.
+            for variable, value in zip(self.states, state):
+                variable.assign(ops.cast(ops.stop_gradient(value), variable.dtype))
         if sequences is not None:
             output = ops.moveaxis(sequences, 0, 1)
         if self.return_state:
@@ -658,6 +723,7 @@ class AuxLossRNN(keras.layers.Layer):
             "mask_zero": self.mask_zero,
             "validate_inputs": self.validate_inputs,
             "seed": self.seed,
+            "stateful": self.stateful,
         }
 
     def get_config(self):

@@ -30,6 +30,7 @@ class KerasCellLayer(AuxLossRNN):
         mask_zero=False,
         validate_inputs=False,
         seed=None,
+        stateful=False,
         **kwargs,
     ):
         arguments.check_positive_int("units", units)
@@ -53,6 +54,7 @@ class KerasCellLayer(AuxLossRNN):
             mask_zero=mask_zero,
             validate_inputs=validate_inputs,
             seed=seed,
+            stateful=stateful,
             **kwargs,
         )
 

@@ -215,3 +215,21 @@ def test_mixed_precision_trains_and_outputs_the_policy_dtype():
     layer = model.layers[0]
     assert keras.backend.standardize_dtype(layer(x).dtype) == "bfloat16"
     assert layer.cell.kernel.dtype == "float32"
+
+
+def test_stateful_chunks_equal_the_whole_sequence():
+    x = repeating_tokens(batch=4)
+    whole = token_model(aux_loss="reconstruct").layers[0]
+    expected = ops.convert_to_numpy(whole(x))
+    inputs = keras.Input((LENGTH // 4,), dtype="int32", batch_size=4)
+    layer = AuxLossLSTM(
+        16, vocab_size=8, embedding_dim=8, bptt=4, aux_length=4, stateful=True, seed=0
+    )
+    model = keras.Model(inputs, layer(inputs))
+    layer.embedding.set_weights(whole.embedding.get_weights())
+    layer.cell.set_weights(whole.cell.get_weights())
+    for start in range(0, LENGTH, LENGTH // 4):
+        last = model.predict_on_batch(x[:, start : start + LENGTH // 4])
+    np.testing.assert_allclose(last, expected, atol=1e-5)
+    layer.reset_state()
+    assert all(np.abs(ops.convert_to_numpy(v)).max() == 0 for v in layer.states)
