@@ -22,7 +22,7 @@ class AuxLossGRU(KerasCellLayer):
         aux_loss, num_anchors, aux_length, bptt, vocab_size, embedding_dim,
         aux_units, aux_layers, aux_hidden, aux_dropout, aux_weight,
         scheduled_sampling, return_sequences, return_state, mask_zero,
-        validate_inputs, seed: as for `AuxLossRNN`.
+        validate_inputs, seed, stateful: as for `AuxLossRNN`.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Output shape:

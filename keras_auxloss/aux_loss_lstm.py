@@ -102,6 +102,10 @@ class AuxLossLSTM(KerasCellLayer):
             Defaults to `False`.
         seed: Int or `None`, seed of the anchors, the head's dropout and
             scheduled sampling.
+        stateful: Bool, carry the final state of each sequence in a batch
+            over to the same row of the next batch (streams read in
+            chunks), cut from the gradient; `reset_state()` zeroes it.
+            Needs a fixed batch size. Defaults to `False`.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -110,7 +114,11 @@ class AuxLossLSTM(KerasCellLayer):
             since a Sequential model without an `Input` hands its layers
             floats), else floats `(batch, time, features)`.
         training: Bool. Only in training are anchors drawn, the auxiliary
-            loss added and gradients truncated.
+            loss added and gradients truncated (and in `evaluate`, which
+            measures the auxiliary loss on held-out data).
+        initial_state: Optional list of tensors, the main network's state
+            before the first step (one per state tensor of the cell; for an
+            LSTM `[h, c]`), as in `keras.layers.LSTM`.
 
     Output shape:
         `(batch, units)`, or `(batch, time, units)` with
