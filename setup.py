@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="keras-auxloss",
-    version="0.1.0",
+    version="0.2.0",
     description=(
         "Keras LSTMs for very long sequences: truncated backpropagation with "
         "auxiliary reconstruction or prediction losses (Trinh et al., 2018)."

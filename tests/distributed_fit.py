@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_auxloss import AuxLossLSTM  # noqa: E402
+from keras_auxloss.distribute import fix_multi_worker_fit  # noqa: E402
 
 LENGTH, BATCH, STEPS = 24, 8, 3
 
@@ -25,37 +26,6 @@ def deterministic_window_starts(ends):
     between one device and several replicas: the middle of each sequence."""
     starts = (ends - 7) // 2
     return tf.stack([starts, starts // 2], axis=1)
-
-
-def custom_loop(strategy, model, dataset):
-    """One epoch of SGD written out with `strategy.run`: Keras 3.15's `fit`
-    fails under MultiWorkerMirroredStrategy for any model (it reduces a
-    first batch across workers to build the model, and TensorFlow rejects
-    the per-replica value)."""
-    replicas = strategy.num_replicas_in_sync
-    optimizer = model.optimizer
-
-    def replica_step(x, y):
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            supervised = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-            (auxiliary,) = model.losses
-            loss = tf.reduce_sum(supervised) / BATCH + auxiliary / replicas
-        variables = model.trainable_variables
-        optimizer.apply(tape.gradient(loss, variables), variables)
-        return loss, auxiliary / replicas
-
-    @tf.function
-    def step(x, y):
-        losses = strategy.run(replica_step, args=(x, y))
-        return [strategy.reduce("SUM", value, axis=None) for value in losses]
-
-    history = {"loss": [], "aux_loss": []}
-    for x, y in strategy.experimental_distribute_dataset(dataset):
-        loss, auxiliary = step(x, y)
-        history["loss"].append(float(loss))
-        history["aux_loss"].append(float(auxiliary))
-    return {key: [np.mean(values)] for key, values in history.items()}
 
 
 def main():
@@ -71,7 +41,7 @@ def main():
         )
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     elif args.strategy == "multi_worker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = fix_multi_worker_fit(tf.distribute.MultiWorkerMirroredStrategy())
     else:
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
 
@@ -100,10 +70,7 @@ def main():
             keras.optimizers.SGD(0.5), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         )
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
-    if args.strategy == "multi_worker":
-        history = custom_loop(strategy, model, dataset)
-    else:
-        history = model.fit(dataset, epochs=1, verbose=0).history
+    history = model.fit(dataset, epochs=1, verbose=0).history
     weights = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
     np.savez(args.output, aux_loss=history["aux_loss"], loss=history["loss"], **weights)
 
