@@ -1,5 +1,6 @@
 """`make demo`'s script runs end to end and prints its table."""
 
+import json
 import os
 import re
 import subprocess
@@ -13,6 +14,7 @@ def test_demo_prints_one_row_per_model(tmp_path):
         [
             sys.executable,
             DEMO,
+            "--task=generated",
             "--epochs=1",
             "--train_size=64",
             "--sequence_length=60",
@@ -34,3 +36,29 @@ def test_demo_prints_one_row_per_model(tmp_path):
     for *_, accuracy, _ in rows:
         assert 0 <= float(accuracy) <= 1
     assert (tmp_path / "r-lstm-seed0" / "model.keras").exists()
+
+
+def test_the_default_demo_is_real_mnist_lstm_against_r_lstm(tmp_path):
+    completed = subprocess.run(
+        [
+            sys.executable,
+            DEMO,
+            "--train_steps=2",
+            "--pretrain_epochs=1",
+            "--epochs=1",
+            f"--output_dir={tmp_path}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "mnist5k: 4,000 real MNIST digits" in completed.stdout
+    rows = re.findall(r"^\| (\S+) \| (\S+) \| ([^|]+) \|", completed.stdout, re.M)
+    assert [(m, b, w.strip()) for m, b, w in rows[1:]] == [
+        ("lstm", "20", "-"),
+        ("r-lstm", "20", "1 x 100"),
+    ]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["settings"]["epochs"] == 1 and results["task"] == "mnist5k"
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
