@@ -2,6 +2,8 @@
 backpropagation and an auxiliary reconstruction or prediction loss at
 random anchors."""
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -253,6 +255,15 @@ class AuxLossRNN(keras.layers.Layer):
                 aux_hidden, activation="relu", dtype=self.dtype_policy, name="head_hidden"
             )
             self.aux_loss_tracker = loss_tracker(self.aux_loss_metric_name)
+            if "name" not in kwargs and self.aux_loss_metric_name != "aux_loss":
+                warnings.warn(
+                    f"{type(self).__name__} {self.name!r} logs its auxiliary loss as "
+                    f"{self.aux_loss_metric_name!r}: an unnamed layer of its kind was "
+                    "made before it in this Keras session, and only the first logs "
+                    "'aux_loss'. Building another model, call "
+                    "keras.backend.clear_session() first; or name the layer.",
+                    stacklevel=2,
+                )
 
     def _make_decoder_cells(self):
         cells = [

@@ -130,7 +130,8 @@ def test_predict_and_direct_calls_run_no_decoder():
 def test_two_layers_log_two_names_and_the_loss_adds_both():
     tokens = keras.Input((LENGTH,), dtype="int32")
     first = token_layer(return_sequences=True)
-    second = AuxLossLSTM(8, bptt=10, aux_length=12, aux_dropout=0.0, seed=1)
+    with pytest.warns(UserWarning, match="logs its auxiliary loss as 'aux_loss_lstm_1_aux_loss'"):
+        second = AuxLossLSTM(8, bptt=10, aux_length=12, aux_dropout=0.0, seed=1)
     model = keras.Model(tokens, keras.layers.Dense(3)(second(first(tokens))))
     assert (first.aux_loss_metric_name, second.aux_loss_metric_name) == (
         "aux_loss",
