@@ -14,7 +14,6 @@ def test_demo_prints_one_row_per_model(tmp_path):
         [
             sys.executable,
             DEMO,
-            "--task=generated",
             "--epochs=1",
             "--train_size=64",
             "--sequence_length=60",
@@ -38,11 +37,12 @@ def test_demo_prints_one_row_per_model(tmp_path):
     assert (tmp_path / "r-lstm-seed0" / "model.keras").exists()
 
 
-def test_the_default_demo_is_real_mnist_lstm_against_r_lstm(tmp_path):
+def test_the_mnist5k_demo_runs_lstm_against_r_lstm(tmp_path):
     completed = subprocess.run(
         [
             sys.executable,
             DEMO,
+            "--task=mnist5k",
             "--train_steps=2",
             "--pretrain_epochs=1",
             "--epochs=1",
