@@ -218,14 +218,8 @@ def write_table(results, lengths, path):
         lines += ["", f"### {backend}", ""] + _backend_table(results[backend], lengths)
     others = [b for b in FLAGS.backends if b != "tensorflow"]
     if "tensorflow" in FLAGS.backends and others and "r_lstm" in FLAGS.configs:
-        lines += ["", "| length | " + " | ".join(f"r_lstm {b} / tensorflow" for b in others) + " |"]
-        lines.append("|---:|" + "---:|" * len(others))
-        for length in lengths:
-            ratios = " | ".join(
-                _ratio({b: results[b]["r_lstm"] for b in FLAGS.backends}, length, b, "tensorflow")
-                for b in others
-            )
-            lines.append(f"| {length} | {ratios} |")
+        r_lstm = {backend: results[backend]["r_lstm"] for backend in FLAGS.backends}
+        lines += _ratio_table(r_lstm, lengths, others, "tensorflow", "r_lstm {} / tensorflow")
     text = "\n".join(lines) + "\n"
     with open(path, "w") as table:
         table.write(text)
@@ -257,11 +251,21 @@ def _backend_table(results, lengths):
             )
     others = [c for c in ("r_lstm_words", "r_gru") if c in FLAGS.configs]
     if "r_lstm" in FLAGS.configs and others:
-        lines += ["", "| length | " + " | ".join(f"{c} / r_lstm" for c in others) + " |"]
-        lines.append("|---:|" + "---:|" * len(others))
-        for length in lengths:
-            ratios = " | ".join(_ratio(results, length, c, "r_lstm") for c in others)
-            lines.append(f"| {length} | {ratios} |")
+        lines += _ratio_table(results, lengths, others, "r_lstm", "{} / r_lstm")
+    return lines
+
+
+def _ratio_table(results, lengths, numerators, denominator, heading):
+    """A blank line and a table of step-time ratios, a column per numerator
+    (`heading` formats its title), `results[name][length]` as elsewhere."""
+    lines = [
+        "",
+        "| length | " + " | ".join(heading.format(n) for n in numerators) + " |",
+        "|---:|" + "---:|" * len(numerators),
+    ]
+    for length in lengths:
+        ratios = " | ".join(_ratio(results, length, n, denominator) for n in numerators)
+        lines.append(f"| {length} | {ratios} |")
     return lines
 
 
