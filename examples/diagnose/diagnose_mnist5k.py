@@ -144,6 +144,10 @@ def main():
     parser.add_argument("--fine_val_epochs", type=int, default=0,
                         help="in the last this many epochs, validate every --fine_val_every steps")
     parser.add_argument("--fine_val_every", type=int, default=5)
+    parser.add_argument("--full_bp_probe_every", type=int, default=0,
+                        help="every this many steps (joint phase), also measure the supervised "
+                        "gradient on the main LSTM with full backpropagation, on the same batch "
+                        "without dropout, against the truncated one")
     parser.add_argument("--max_steps", type=int, default=None, help="smoke tests only")
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
@@ -243,6 +247,45 @@ def main():
 
         return step
 
+    logits_layer = model.layers[-1]
+    main_variables = [v for v in model.trainable_weights if group_of(v.path) == "main"]
+
+    @tf.function
+    def full_bp_probe(x, y):
+        """Truncated and full supervised gradients on the main LSTM, same
+        batch, classifier without dropout (the layer's values are the same
+        in both calls; only the gradient path differs)."""
+        def head(features):
+            return logits_layer(dense_hidden(features))
+
+        with tf.GradientTape(persistent=True) as tape:
+            truncated = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                y, head(layer(x, training=True)), from_logits=True))
+            full = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                y, head(layer(x, training=False)), from_logits=True))
+        g_tr = [dense(g, v) for g, v in zip(tape.gradient(truncated, main_variables), main_variables)]
+        g_full = [dense(g, v) for g, v in zip(tape.gradient(full, main_variables), main_variables)]
+        del tape
+        flat_tr = tf.concat([tf.reshape(g, [-1]) for g in g_tr], 0)
+        flat_full = tf.concat([tf.reshape(g, [-1]) for g in g_full], 0)
+        flat_early = flat_full - flat_tr  # The part from the steps before the window.
+        out = {
+            "norm_truncated": tf.norm(flat_tr),
+            "norm_full": tf.norm(flat_full),
+            "norm_early": tf.norm(flat_early),
+            "cos_truncated_full": tf.reduce_sum(flat_tr * flat_full)
+            / (tf.norm(flat_tr) * tf.norm(flat_full) + 1e-12),
+            "cos_truncated_early": tf.reduce_sum(flat_tr * flat_early)
+            / (tf.norm(flat_tr) * tf.norm(flat_early) + 1e-12),
+            "loss": full,
+        }
+        for v, a, b in zip(main_variables, g_tr, g_full):
+            name = v.path.split("/")[-1]
+            out[f"cos_{name}"] = tf.reduce_sum(a * b) / (tf.norm(a) * tf.norm(b) + 1e-12)
+        return out
+
+    probes = []
+
     @tf.function
     def evaluate(x):
         return probe(x, training=False)
@@ -286,6 +329,9 @@ def main():
             epoch += 1
             epoch_records = []
             for i, (x, y) in enumerate(dataset.take(args.max_steps or -1)):
+                if joint and args.full_bp_probe_every and i % args.full_bp_probe_every == 0:
+                    point = {k: float(v) for k, v in full_bp_probe(x, y).items()}
+                    probes.append({"epoch": epoch, "step": i, **point})
                 out = step(x, y)
                 epoch_records.append({k: float(v) for k, v in out.items()})
                 if epoch > total_epochs - args.fine_val_epochs and i % args.fine_val_every == 0:
@@ -333,6 +379,7 @@ def main():
         "final_raw_val_acc": epochs_summary[-1]["val"]["acc"],
         "epochs": epochs_summary,
         "fine_validation": fine,
+        "full_bp_probes": probes,
     }
     if args.ema_momentum:
         result["final_val_acc_after_finalize"] = validate()["acc"]
