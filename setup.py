@@ -1,8 +1,16 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The version is written once, in the package (read here without importing it).
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', Path("keras_auxloss/__init__.py").read_text(), re.M
+).group(1)
 
 setup(
     name="keras-auxloss",
-    version="0.2.0",
+    version=VERSION,
     description=(
         "Keras LSTMs for very long sequences: truncated backpropagation with "
         "auxiliary reconstruction or prediction losses (Trinh et al., 2018)."
@@ -45,4 +53,5 @@ setup(
         ],
     },
     license="Apache-2.0",
+    license_files=["LICENSE"],
 )

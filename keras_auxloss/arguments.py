@@ -1,9 +1,354 @@
-"""Checks of the layers' constructor arguments: each error names the
+"""The layers' arguments, written once: each one's name, default, check and
+documentation (`ARGUMENTS`). The constructors read them through `parse`,
+`get_config` through `NAMES`, the signatures and the `Args:` sections of
+the docstrings are made from them (`documented`). Every error names the
 argument, the value received and what was expected."""
 
+import dataclasses
+import inspect
+import math
 import numbers
+import textwrap
+from collections.abc import Callable
+from typing import Any
 
 AUX_LOSSES = ("reconstruct", "predict")
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a "
+            f"positive integer, got {value!r}."
+        )
+
+
+def _optional(check):
+    def check_optional(name, value):
+        if value is not None:
+            check(name, value)
+
+    return check_optional
+
+
+def _number(low, high, expected, high_open=False):
+    def check_number(name, value):
+        ok = (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and low <= value <= high
+            and not (high_open and value == high)
+        )
+        if not ok:
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`, expected {expected}, "
+                f"got {value!r}."
+            )
+
+    return check_number
+
+
+def _finite(check):
+    def check_finite(name, value):
+        check(name, value)
+        if not math.isfinite(value):
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`, expected a finite "
+                f"number, got {value!r}."
+            )
+
+    return check_finite
+
+
+def _boolean(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a bool, got {value!r}."
+        )
+
+
+def _aux_loss(name, value):
+    if value not in AUX_LOSSES + (None,):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected "
+            f"one of 'reconstruct', 'predict' or None, got {value!r}."
+        )
+
+
+def _seed(name, value):
+    if value is not None and not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected an "
+            f"integer or None, got {value!r}."
+        )
+
+
+def _as_float(value):
+    return float(value)
+
+
+def _unchanged(value):
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Argument:
+    """One argument: `check(name, value)` raises a `ValueError` for a bad
+    value, `convert` gives the value the layer keeps."""
+
+    name: str
+    default: Any
+    check: Callable[[str, Any], None]
+    doc: str
+    convert: Callable[[Any], Any] = _unchanged
+
+
+ARGUMENTS = (
+    Argument(
+        "aux_loss",
+        "reconstruct",
+        _aux_loss,
+        '`"reconstruct"` (the paper\'s r-LSTM), `"predict"` (p-LSTM), or `None` for a plain '
+        "recurrent network truncated to `bptt` steps (the paper's baseline).",
+    ),
+    Argument(
+        "num_anchors",
+        1,
+        check_positive_int,
+        "Positive int, anchors drawn per example and step. Windows may overlap; each gets "
+        "its own truncation.",
+    ),
+    Argument(
+        "aux_length",
+        600,
+        check_positive_int,
+        "Int, the subsequence length `l`: tokens reconstructed before an anchor (anchor "
+        'included) or predicted after it. At least 2 for `"reconstruct"` (the decoder is '
+        "fed the first token of the window and predicts the other `l - 1`).",
+    ),
+    Argument(
+        "bptt",
+        300,
+        _optional(check_positive_int),
+        "Positive int, how many final steps the supervised gradient flows through, or "
+        '`None` for full backpropagation ("Full BP"). The auxiliary gradient stays truncated '
+        "either way.",
+    ),
+    Argument(
+        "vocab_size",
+        None,
+        _optional(check_positive_int),
+        "Int or `None`. An int means inputs are integer token ids `(batch, time)` in "
+        "`[0, vocab_size)`, embedded by the layer, and the auxiliary head predicts token ids "
+        "with cross entropy. `None` means inputs are floats `(batch, time, features)` and "
+        "the head regresses the input vectors with mean squared error.",
+    ),
+    Argument(
+        "embedding_dim",
+        128,
+        check_positive_int,
+        "Positive int, size of the token embedding (token inputs only).",
+    ),
+    Argument(
+        "aux_units",
+        None,
+        _optional(check_positive_int),
+        "Positive int, size of the decoder's upper LSTM layers (and of its bottom one for "
+        '`"predict"`). `None` means the main network\'s output size (`units`); with '
+        '`"reconstruct"` it must equal it, since the decoder\'s bottom layer starts from '
+        "the main network's state.",
+    ),
+    Argument(
+        "aux_layers",
+        2,
+        check_positive_int,
+        "Positive int, number of decoder layers. The bottom one starts from the main state "
+        "at the anchor (reconstruct) or reads the main network's outputs (predict); the "
+        "others start at zero.",
+    ),
+    Argument(
+        "aux_hidden",
+        256,
+        check_positive_int,
+        "Positive int, width of the decoder's feed-forward head.",
+    ),
+    Argument(
+        "aux_dropout",
+        0.5,
+        _number(0.0, 1.0, "a float in [0, 1)", high_open=True),
+        "Float in `[0, 1)`, dropout in the head (in training only).",
+        _as_float,
+    ),
+    Argument(
+        "aux_weight",
+        1.0,
+        _finite(_number(0.0, math.inf, "a non-negative float")),
+        "Non-negative finite float, weight of the auxiliary loss in the total loss.",
+        _as_float,
+    ),
+    Argument(
+        "scheduled_sampling",
+        0.0,
+        _number(0.0, 1.0, "a float in [0, 1]"),
+        "Float in `[0, 1]`, the probability of feeding the reconstruction decoder its own "
+        "sampled prediction instead of the true token at each step after the first. Token "
+        'inputs with `"reconstruct"` only; its embedding gradient is dense. `0.0` is '
+        "teacher forcing.",
+        _as_float,
+    ),
+    Argument(
+        "return_sequences",
+        False,
+        _boolean,
+        "Bool, return every step's output instead of the last one. In training, outputs "
+        "before the last `bptt` steps carry no gradient.",
+    ),
+    Argument(
+        "return_state",
+        False,
+        _boolean,
+        "Bool, also return the final state tensors (for an LSTM `h` and `c`, for a GRU `h`).",
+    ),
+    Argument(
+        "mask_zero",
+        False,
+        _boolean,
+        "Bool, treat token id 0 as padding and mask it (token inputs only), as "
+        "`keras.layers.Embedding(mask_zero=True)` does.",
+    ),
+    Argument(
+        "validate_inputs",
+        False,
+        _boolean,
+        "Bool, check every batch at run time: token ids must lie in `[0, vocab_size)`, "
+        "float inputs must be finite; a bad batch stops the call with an error naming the "
+        'problem (see "Bad data" in the README). Unchecked, a negative id `-k` is read as '
+        "`vocab_size - k`, as `keras.layers.Embedding` reads it, and a NaN input makes the "
+        "loss NaN (stop training on it with `keras.callbacks.TerminateOnNaN`). XLA drops "
+        "the checks.",
+    ),
+    Argument(
+        "seed",
+        None,
+        _seed,
+        "Int or `None`, seed of the anchors, the head's dropout and scheduled sampling.",
+    ),
+    Argument(
+        "stateful",
+        False,
+        _boolean,
+        "Bool, carry the final state of each sequence in a batch over to the same row of "
+        "the next batch (streams read in chunks), cut from the gradient; `reset_state()` "
+        "zeroes it. Needs a fixed batch size.",
+    ),
+    Argument(
+        "zero_output_for_mask",
+        False,
+        _boolean,
+        "Bool, output zeros at masked steps instead of the previous step's output, as "
+        "`keras.layers.RNN(zero_output_for_mask=True)` does (so a sequence whose last steps "
+        "are masked ends with a zero output).",
+    ),
+)
+# Arguments of Keras's recurrent layers that these layers do not take: the
+# reason, for the error that refuses a true value (a false one is Keras's
+# default, and accepted).
+REFUSED = {
+    "go_backwards": "the windows are read forward; reverse the sequence before the layer "
+    "(keras.ops.flip(x, axis=1)) to read it backward",
+    "unroll": "the loop over time is never unrolled (its length is that of the sequence)",
+}
+NAMES = tuple(argument.name for argument in ARGUMENTS)
+
+# Sections shared by the layers' docstrings, filled in by `documented`.
+CALL_ARGUMENTS = """\
+inputs: Token ids `(batch, time)` when `vocab_size` is set (float
+    tensors are cast to int32, as `keras.layers.Embedding` does,
+    since a Sequential model without an `Input` hands its layers
+    floats), else floats `(batch, time, features)`.
+mask: Optional boolean `(batch, time)` (or `(batch, time, 1)`)
+    tensor marking the valid steps, as `keras.layers.RNN` takes it;
+    usually passed on by an upstream layer.
+training: Bool. Only in training are anchors drawn, the auxiliary
+    loss added and gradients truncated (and in `evaluate`, which
+    measures the auxiliary loss on held-out data).
+initial_state: Optional list of tensors, the main network's state
+    before the first step (one per state tensor of the cell; for an
+    LSTM `[h, c]`), as in `keras.layers.LSTM`.
+"""
+MASKING = """\
+A mask from an upstream layer (`keras.layers.Masking`, an
+`Embedding` with `mask_zero=True`) or from `mask_zero` marks the
+valid steps. A masked step leaves the state and output as they
+were, so the output is that after each sequence's last valid step,
+as in `keras.layers.RNN`, and a step masked in the middle of a
+sequence outputs the previous step's output, in training too. In
+training, the supervised window is the last `bptt` steps up to each
+sequence's last valid one (its first `bptt` steps if it is
+shorter), anchors fall on steps up to each sequence's last valid
+one, and masked targets add nothing to the auxiliary loss. A
+sequence shorter than one auxiliary window gets no anchor: it adds
+nothing to the auxiliary loss, which averages over the tokens of
+the other sequences (0 if none has room); a whole batch shorter
+than a window trains the same way. With `return_sequences=True`
+the mask is passed on.
+"""
+
+
+def parse(args, kwargs):
+    """`(options, base_kwargs)`: the layer's arguments, given by position or
+    by name, checked and completed with their defaults, and the keyword
+    arguments left for the base `keras.layers.Layer` (`name`, `dtype`, ...)."""
+    if len(args) > len(ARGUMENTS):
+        raise TypeError(
+            f"Expected at most {len(ARGUMENTS) + 1} positional arguments, got {len(args) + 1}."
+        )
+    options = {}
+    for argument, value in zip(ARGUMENTS, args):
+        if argument.name in kwargs:
+            raise TypeError(f"Got multiple values for argument `{argument.name}`.")
+        options[argument.name] = value
+    base_kwargs = dict(kwargs)
+    for name, reason in REFUSED.items():
+        if base_kwargs.pop(name, False):
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`, expected False: {reason}."
+            )
+    for argument in ARGUMENTS:
+        value = options.get(argument.name, base_kwargs.pop(argument.name, argument.default))
+        argument.check(argument.name, value)
+        options[argument.name] = argument.convert(value)
+    return options, base_kwargs
+
+
+def check_combination(options, units):
+    """Checks the arguments that constrain each other, once each is valid."""
+    aux_loss, vocab_size = options["aux_loss"], options["vocab_size"]
+    if aux_loss == "reconstruct" and options["aux_length"] < 2:
+        raise ValueError(
+            "Received an invalid value for argument `aux_length`, expected "
+            "an integer of at least 2 with aux_loss='reconstruct' (the "
+            "decoder is fed the window's first token and predicts the "
+            f"rest), got {options['aux_length']!r}."
+        )
+    if aux_loss == "reconstruct" and options["aux_units"] != units:
+        raise ValueError(
+            f"Arguments `aux_units`={options['aux_units']} and `units`={units} conflict: "
+            "with aux_loss='reconstruct' the decoder's bottom layer starts "
+            "from the main network's state, so they must be equal."
+        )
+    if options["scheduled_sampling"] and (aux_loss != "reconstruct" or vocab_size is None):
+        raise ValueError(
+            "Argument `scheduled_sampling` applies only to token inputs "
+            "(`vocab_size` set) with aux_loss='reconstruct'; got "
+            f"scheduled_sampling={options['scheduled_sampling']!r} with "
+            f"aux_loss={aux_loss!r} and vocab_size={vocab_size!r}."
+        )
+    if options["mask_zero"] and vocab_size is None:
+        raise ValueError(
+            "Argument `mask_zero`=True masks the token id 0, so it needs token "
+            "inputs: set `vocab_size`, or mask float inputs with keras.layers.Masking."
+        )
 
 
 def check_cell(cell):
@@ -27,106 +372,53 @@ def check_cell(cell):
             )
 
 
-def check_arguments(
-    *,
-    units,
-    aux_loss,
-    num_anchors,
-    aux_length,
-    bptt,
-    vocab_size,
-    embedding_dim,
-    aux_units,
-    aux_layers,
-    aux_hidden,
-    aux_dropout,
-    aux_weight,
-    scheduled_sampling,
-    return_sequences,
-    return_state,
-    mask_zero,
-    validate_inputs,
-    stateful,
-    seed,
-):
-    """Checks every argument of `AuxLossRNN` (and so of its subclasses)."""
-    if aux_loss not in AUX_LOSSES + (None,):
-        raise ValueError(
-            "Received an invalid value for argument `aux_loss`, expected "
-            f"one of 'reconstruct', 'predict' or None, got {aux_loss!r}."
-        )
-    check_positive_int("num_anchors", num_anchors)
-    check_positive_int("aux_length", aux_length)
-    if aux_loss == "reconstruct" and aux_length < 2:
-        raise ValueError(
-            "Received an invalid value for argument `aux_length`, expected "
-            "an integer of at least 2 with aux_loss='reconstruct' (the "
-            "decoder is fed the window's first token and predicts the "
-            f"rest), got {aux_length!r}."
-        )
-    if bptt is not None:
-        check_positive_int("bptt", bptt)
-    if vocab_size is not None:
-        check_positive_int("vocab_size", vocab_size)
-    check_positive_int("embedding_dim", embedding_dim)
-    check_positive_int("aux_units", aux_units)
-    if aux_loss == "reconstruct" and aux_units != units:
-        raise ValueError(
-            f"Arguments `aux_units`={aux_units} and `units`={units} conflict: "
-            "with aux_loss='reconstruct' the decoder's bottom layer starts "
-            "from the main network's state, so they must be equal."
-        )
-    check_positive_int("aux_layers", aux_layers)
-    check_positive_int("aux_hidden", aux_hidden)
-    check_number("aux_dropout", aux_dropout, 0.0, 1.0, "a float in [0, 1)", high_open=True)
-    check_number("aux_weight", aux_weight, 0.0, float("inf"), "a non-negative float")
-    check_number("scheduled_sampling", scheduled_sampling, 0.0, 1.0, "a float in [0, 1]")
-    if scheduled_sampling and (aux_loss != "reconstruct" or vocab_size is None):
-        raise ValueError(
-            "Argument `scheduled_sampling` applies only to token inputs "
-            "(`vocab_size` set) with aux_loss='reconstruct'; got "
-            f"scheduled_sampling={scheduled_sampling!r} with "
-            f"aux_loss={aux_loss!r} and vocab_size={vocab_size!r}."
-        )
-    for name, value in (
-        ("return_sequences", return_sequences),
-        ("return_state", return_state),
-        ("mask_zero", mask_zero),
-        ("validate_inputs", validate_inputs),
-        ("stateful", stateful),
-    ):
-        if not isinstance(value, bool):
-            raise ValueError(
-                f"Received an invalid value for argument `{name}`, expected a bool, got {value!r}."
+def documented(first, first_doc=None):
+    """A class decorator for the layers. Where the class defines
+    `__init__(self, first, *args, **kwargs)`, gives it the signature
+    `(self, first, <each argument with its default>, **kwargs)`; fills the
+    `{arguments}` field of the class docstring with an `Args:` entry per
+    argument, `first` described by `first_doc`, and its `{call_arguments}`
+    and `{masking}` fields with the sections that every layer shares."""
+
+    def decorate(cls):
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            init.__signature__ = _signature(first)
+        if cls.__doc__ and "{arguments}" in cls.__doc__:
+            entries = [(first, first_doc)] + [
+                (a.name, f"{a.doc} Defaults to `{a.default!r}`.") for a in ARGUMENTS
+            ]
+            entries.append(
+                ("**kwargs", "Base layer keyword arguments, such as `name` and `dtype`.")
             )
-    if mask_zero and vocab_size is None:
-        raise ValueError(
-            "Argument `mask_zero`=True masks the token id 0, so it needs token "
-            "inputs: set `vocab_size`, or mask float inputs with keras.layers.Masking."
-        )
-    if seed is not None and not isinstance(seed, numbers.Integral):
-        raise ValueError(
-            "Received an invalid value for argument `seed`, expected an "
-            f"integer or None, got {seed!r}."
-        )
+            fields = {
+                "{arguments}": "\n".join(_entry(name, doc) for name, doc in entries),
+                "{call_arguments}": textwrap.indent(CALL_ARGUMENTS.rstrip(), "    "),
+                "{masking}": textwrap.indent(MASKING.rstrip(), "    "),
+            }
+            doc = inspect.cleandoc(cls.__doc__)
+            for field, text in fields.items():
+                doc = doc.replace(field, text)
+            cls.__doc__ = doc
+        return cls
+
+    return decorate
 
 
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a "
-            f"positive integer, got {value!r}."
-        )
-
-
-def check_number(name, value, low, high, expected, high_open=False):
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and low <= value <= high
-        and not (high_open and value == high)
+def _signature(first):
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return inspect.Signature(
+        [
+            inspect.Parameter("self", kind),
+            inspect.Parameter(first, kind),
+            *(inspect.Parameter(a.name, kind, default=a.default) for a in ARGUMENTS),
+            inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+        ]
     )
-    if not ok:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected {expected}, got {value!r}."
-        )
+
+
+def _entry(name, doc):
+    """One `Args:` entry, indented as Google-style docstrings are."""
+    return textwrap.fill(
+        f"{name}: {doc}", width=76, initial_indent="    ", subsequent_indent="        "
+    )

@@ -3,10 +3,12 @@ auxiliary reconstruction or prediction loss at random anchors."""
 
 import keras
 
+from keras_auxloss import arguments
 from keras_auxloss.keras_cell_layer import KerasCellLayer
 
 
 @keras.saving.register_keras_serializable(package="keras_auxloss")
+@arguments.documented("units", "Positive int, size of the main GRU.")
 class AuxLossGRU(KerasCellLayer):
     """GRU with truncated backpropagation and an unsupervised auxiliary loss.
 
@@ -18,12 +20,10 @@ class AuxLossGRU(KerasCellLayer):
     masking and the auxiliary loss are those of `AuxLossRNN`; see there.
 
     Args:
-        units: Positive int, size of the main GRU.
-        aux_loss, num_anchors, aux_length, bptt, vocab_size, embedding_dim,
-        aux_units, aux_layers, aux_hidden, aux_dropout, aux_weight,
-        scheduled_sampling, return_sequences, return_state, mask_zero,
-        validate_inputs, seed, stateful: as for `AuxLossRNN`.
-        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+    {arguments}
+
+    Call arguments:
+    {call_arguments}
 
     Output shape:
         `(batch, units)`, or `(batch, time, units)` with

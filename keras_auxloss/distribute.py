@@ -29,7 +29,7 @@ def fix_multi_worker_fit(strategy):
 
     Call it right after creating the strategy, before building the model:
 
-        strategy = keras_auxloss.fix_multi_worker_fit(
+        strategy = keras_auxloss.distribute.fix_multi_worker_fit(
             tf.distribute.MultiWorkerMirroredStrategy())
         with strategy.scope():
             model = build_model()

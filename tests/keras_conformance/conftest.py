@@ -35,27 +35,6 @@ REFUSED_ON_PURPOSE = {
     "recurrent_dropout": "the layers' windows run the cell without dropout",
 }
 
-# Cell arguments that only choose initial weights: on our layers sized by
-# `units`, which take no cell arguments, Keras's initializers make the
-# weights of a twin cell that are then copied in.
-INITIALIZING = {
-    "kernel_initializer",
-    "recurrent_initializer",
-    "bias_initializer",
-    "unit_forget_bias",
-}
-
-
-def skip_refused_by_accident(flavor, cell_class, names):
-    """Skips a case that gives our layer sized by `units` a cell argument."""
-    listed = ", ".join(f"`{name}`" for name in sorted(names))
-    pytest.skip(
-        f"{flavor} takes no {listed} (a cell argument keras.layers."
-        f"{cell_class.__name__[:-4]} takes: refused by accident, see test_arguments.py::"
-        f"test_keras_cell_argument, xfail); this case runs on the "
-        f"AuxLossRNN({cell_class.__name__}) flavour"
-    )
-
 
 def cell_argument_names(cell_class):
     names = set(inspect.signature(cell_class.__init__).parameters) - {"self", "units", "kwargs"}
@@ -103,32 +82,20 @@ class Subject:
         layer_kwargs = {k: v for k, v in kwargs.items() if k not in cell_names}
         return cell_kwargs, layer_kwargs
 
+    def make(self, units, cell_kwargs, layer_kwargs):
+        """Our layer sized by `units` takes Keras's cell arguments
+        (initializers, `use_bias`, ...) as `keras.layers.LSTM` does;
+        `AuxLossRNN` takes a cell made with them."""
+        if self.sized_by_units:
+            return self.layer_class(units, **cell_kwargs, **layer_kwargs)
+        return AuxLossRNN(self.cell_class(units, **cell_kwargs), **layer_kwargs)
+
     def layer(self, units, input_shape, **kwargs):
         """Our layer standing in for `keras.layers.LSTM(units, **kwargs)`
         (or `GRU`), for inputs of `input_shape`."""
         cell_kwargs, layer_kwargs = self.split(kwargs)
         layer_kwargs = {**self.mode_kwargs(input_shape[1]), **layer_kwargs}
-        if not self.sized_by_units:
-            # Keras's cell arguments (initializers, use_bias, ...) reach the
-            # cell through AuxLossRNN(cell), the route a user has.
-            return AuxLossRNN(self.cell_class(units, **cell_kwargs), **layer_kwargs)
-        twin = self.cell_class(units, **cell_kwargs)
-        layer = self.layer_class(units, **layer_kwargs)
-        unmatched = sorted(
-            name
-            for name in set(cell_kwargs) - INITIALIZING
-            if keras.saving.serialize_keras_object(getattr(twin, name))
-            != keras.saving.serialize_keras_object(getattr(layer.cell, name))
-        )
-        if unmatched:
-            skip_refused_by_accident(self.flavor, self.cell_class, unmatched)
-        # AuxLossLSTM/GRU take no initializer arguments (refused by accident,
-        # see test_arguments.py): Keras's initializers make a twin cell's
-        # weights, copied in, so Keras's expected numbers apply.
-        layer.build(input_shape)
-        twin.build((None, input_shape[-1]))
-        layer.cell.set_weights(twin.get_weights())
-        return layer
+        return self.make(units, cell_kwargs, layer_kwargs)
 
     def call(self, layer, *args, training=False, **kwargs):
         output = layer(*args, training=self.training(training), **kwargs)
@@ -151,8 +118,6 @@ class Subject:
         init_kwargs = dict(init_kwargs)
         units = init_kwargs.pop("units")
         cell_kwargs, layer_kwargs = self.split(init_kwargs)
-        if self.sized_by_units and cell_kwargs:
-            skip_refused_by_accident(self.flavor, self.cell_class, cell_kwargs)
         mode_kwargs = self.mode_kwargs(input_shape[1])
         cell_names = set(cell_kwargs)
 
@@ -162,19 +127,15 @@ class Subject:
             # keras.layers.RNN(cell, dtype=...); the cell is built anew each
             # time, since a layer owns its cell.
             cell = {k: kwargs.pop(k) for k in cell_names}
-            units_ = kwargs.pop("units")
-            if self.sized_by_units:
-                return self.layer_class(units_, **mode_kwargs, **kwargs)
-            return AuxLossRNN(self.cell_class(units_, **cell), **mode_kwargs, **kwargs)
+            return self.make(kwargs.pop("units"), cell, {**mode_kwargs, **kwargs})
 
         call_kwargs = dict(call_kwargs or {})
         call_kwargs["training"] = self.training(call_kwargs.get("training", False))
         if self.mode != "plain":
             # Adapted: with the auxiliary decoder the layer holds more weights
-            # (and the decoder's bottom cell, a copy of the main cell's
-            # config, its own regularizers; in training the auxiliary loss
-            # too). Keras's counts are those of the main network, checked on
-            # `layer.cell` below; the harness counts the layer itself.
+            # (and in training the auxiliary loss). Keras's counts are those
+            # of the main network, checked on `layer.cell` below; the
+            # harness counts the layer itself.
             inputs = keras.random.uniform(input_shape)
             layer = make_layer(units=units, **cell_kwargs, **layer_kwargs)
             layer(inputs, **call_kwargs)

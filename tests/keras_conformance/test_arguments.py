@@ -1,8 +1,7 @@
 """The arguments of `keras.layers.LSTM` and `GRU` that Keras's tests set and
-our layers do not take (conftest.py skips those cases): refused on purpose,
-each with an error that names it; or refused by accident, the cell arguments
-that `AuxLossLSTM` and `AuxLossGRU` do not pass on to their cell (strict
-xfail until they do; `AuxLossRNN(cell)` reaches them meanwhile).
+our layers refuse on purpose (conftest.py skips those cases), each with an
+error that names it; and the cell arguments, which `AuxLossLSTM` and
+`AuxLossGRU` pass on to their cell as `keras.layers.LSTM` and `GRU` do.
 """
 
 import keras
@@ -61,13 +60,6 @@ CASES = [(AuxLossLSTM, name) for name in [*CELL_ARGUMENTS, "unit_forget_bias"]]
 CASES += [(AuxLossGRU, name) for name in [*CELL_ARGUMENTS, "reset_after"]]
 
 
-@pytest.mark.xfail(
-    reason="refused by accident: AuxLossLSTM and AuxLossGRU take none of keras.layers."
-    "LSTM's or GRU's cell arguments (ValueError 'Unrecognized keyword arguments passed "
-    "to AuxLossLSTM'); AuxLossRNN(keras.layers.LSTMCell(units, ...)) reaches them",
-    raises=ValueError,
-    strict=True,
-)
 @pytest.mark.parametrize(
     "layer_class, argument", CASES, ids=[f"{c.__name__}-{name}" for c, name in CASES]
 )

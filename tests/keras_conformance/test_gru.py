@@ -31,21 +31,6 @@ CONSTANT_INITIALIZERS = dict(
 
 # Bugs of our layers that these ports show (issue 16), applied where they
 # bite: the test is kept as it should pass.
-MIXED_FLOAT16_GRU_CELL = pytest.mark.xfail(
-    reason="bug: AuxLossRNN(GRUCell(...), dtype='mixed_float16') fails in its loop over "
-    "time: float32 state written where the float16 loop carry is (TensorFlow: "
-    "'TensorArray dtype is float16 but Op is trying to write dtype float32'; JAX: "
-    "'scan body function carry input and carry output must have equal types')",
-    strict=True,
-)
-MASK_GAP_IN_TRAINING = pytest.mark.xfail(
-    reason="bug: in training with `bptt` set and return_sequences=True, a step masked "
-    "in the middle of a sequence outputs zeros instead of the previous step's output",
-    raises=AssertionError,
-    strict=True,
-)
-
-
 @pytest.fixture(params=["AuxLossGRU", "AuxLossRNN(GRUCell)"])
 def flavor(request):
     return request.param
@@ -78,10 +63,8 @@ def flavor(request):
     ],
 )
 def test_basics(
-    request, subject, case, init_kwargs, call_kwargs, expected_output_shape, expected_num_losses
+    subject, case, init_kwargs, call_kwargs, expected_output_shape, expected_num_losses
 ):
-    if subject.flavor == "AuxLossRNN(GRUCell)":  # The harness checks mixed_float16 last.
-        request.applymarker(MIXED_FLOAT16_GRU_CELL)
     subject.run_layer_test(
         case,
         init_kwargs=init_kwargs,
@@ -244,14 +227,6 @@ def test_pass_return_state(subject, case, kwargs, expected):
     )
 
 
-ZERO_OUTPUT_FOR_MASK_REFUSED = pytest.mark.xfail(
-    reason="refused by accident: the layers take no `zero_output_for_mask` (keras.layers."
-    "GRU and RNN do): ValueError 'Unrecognized keyword arguments'",
-    raises=ValueError,
-    strict=True,
-)
-
-
 @pytest.mark.parametrize(
     "kwargs, expected",
     [
@@ -295,7 +270,6 @@ ZERO_OUTPUT_FOR_MASK_REFUSED = pytest.mark.xfail(
                 ],
             ],
             id="zero_output_for_mask",
-            marks=ZERO_OUTPUT_FOR_MASK_REFUSED,
         ),
         pytest.param(
             {"go_backwards": True},
@@ -304,10 +278,7 @@ ZERO_OUTPUT_FOR_MASK_REFUSED = pytest.mark.xfail(
         ),
     ],
 )
-def test_masking(request, subject, case, kwargs, expected):
-    refused = "zero_output_for_mask" in kwargs  # Fails before any output.
-    if subject.mode == "aux_training" and kwargs.get("return_sequences") and not refused:
-        request.applymarker(MASK_GAP_IN_TRAINING)
+def test_masking(subject, case, kwargs, expected):
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     # Unlike the LSTM test's, this mask has gaps: steps masked in the middle.
     mask = np.array([[True, True, False, True], [True, False, False, True]])
@@ -325,19 +296,15 @@ def test_masking(request, subject, case, kwargs, expected):
 
 
 def test_legacy_implementation_argument(subject, case):
-    if subject.sized_by_units:
-        pytest.skip(
-            "AuxLossGRU's configuration never held Keras's legacy `implementation`, and "
-            "the layer takes no cell arguments (refused by accident, see "
-            "test_arguments.py::test_keras_cell_argument, xfail); this case runs on the "
-            "AuxLossRNN(GRUCell) flavour"
-        )
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
     layer = subject.layer(3, sequence.shape, **CONSTANT_INITIALIZERS)
     config = layer.get_config()
-    # Add legacy argument: keras.layers.GRU hands it to its cell, whose
-    # configuration AuxLossRNN's holds.
-    config["cell"]["config"]["implementation"] = 0
+    # Add legacy argument: keras.layers.GRU hands it to its cell, as
+    # AuxLossGRU does; AuxLossRNN's configuration holds the cell's.
+    if subject.sized_by_units:
+        config["implementation"] = 0
+    else:
+        config["cell"]["config"]["implementation"] = 0
     layer = type(layer).from_config(config)
     output = subject.call(layer, sequence)
     case.assertAllClose(

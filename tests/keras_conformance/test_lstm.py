@@ -213,12 +213,6 @@ def test_pass_initial_state(subject, case, kwargs, expected):
 # ("Broken mask in CuDNN implementation"); our layers never use cuDNN.
 MASK = [[True, True, True, False], [True, True, False, False]]
 BACKWARDS_MASK = [[False, True, True, True], [False, False, True, True]]
-ZERO_OUTPUT_FOR_MASK_REFUSED = pytest.mark.xfail(
-    reason="refused by accident: the layers take no `zero_output_for_mask` (keras.layers."
-    "LSTM and RNN do): ValueError 'Unrecognized keyword arguments'",
-    raises=ValueError,
-    strict=True,
-)
 
 
 @pytest.mark.parametrize(
@@ -267,7 +261,6 @@ ZERO_OUTPUT_FOR_MASK_REFUSED = pytest.mark.xfail(
                 ],
             ],
             id="zero_output_for_mask",
-            marks=ZERO_OUTPUT_FOR_MASK_REFUSED,
         ),
         pytest.param(
             {"go_backwards": True},
