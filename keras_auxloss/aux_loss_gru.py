@@ -3,12 +3,19 @@ auxiliary reconstruction or prediction loss at random anchors."""
 
 import keras
 
-from keras_auxloss import arguments
+from keras_auxloss.documentation import documented
 from keras_auxloss.keras_cell_layer import KerasCellLayer
 
 
 @keras.saving.register_keras_serializable(package="keras_auxloss")
-@arguments.documented("units", "Positive int, size of the main GRU.")
+@documented(
+    "units",
+    "Positive int, size of the main GRU.",
+    "The keyword arguments of `keras.layers.GRUCell` (`kernel_initializer`, "
+    "`recurrent_initializer`, `bias_initializer`, `use_bias`, the regularizers and "
+    "constraints, ...), which go to the cell as `keras.layers.GRU` passes them; and "
+    "base layer keyword arguments, such as `name` and `dtype`.",
+)
 class AuxLossGRU(KerasCellLayer):
     """GRU with truncated backpropagation and an unsupervised auxiliary loss.
 
@@ -29,6 +36,9 @@ class AuxLossGRU(KerasCellLayer):
         `(batch, units)`, or `(batch, time, units)` with
         `return_sequences=True`; with `return_state=True`, a list
         `[output, h]`.
+
+    Masking:
+    {masking}
 
     Example:
 

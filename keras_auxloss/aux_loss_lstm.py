@@ -3,12 +3,19 @@ auxiliary reconstruction or prediction loss at random anchors."""
 
 import keras
 
-from keras_auxloss import arguments
+from keras_auxloss.documentation import documented
 from keras_auxloss.keras_cell_layer import KerasCellLayer
 
 
 @keras.saving.register_keras_serializable(package="keras_auxloss")
-@arguments.documented("units", "Positive int, size of the main LSTM.")
+@documented(
+    "units",
+    "Positive int, size of the main LSTM.",
+    "The keyword arguments of `keras.layers.LSTMCell` (`kernel_initializer`, "
+    "`recurrent_initializer`, `bias_initializer`, `use_bias`, the regularizers and "
+    "constraints, ...), which go to the cell as `keras.layers.LSTM` passes them; and "
+    "base layer keyword arguments, such as `name` and `dtype`.",
+)
 class AuxLossLSTM(KerasCellLayer):
     """LSTM with truncated backpropagation and an unsupervised auxiliary loss.
 

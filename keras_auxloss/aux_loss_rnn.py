@@ -10,6 +10,7 @@ from keras import ops
 from keras_auxloss import arguments, auxiliary, truncation, windows
 from keras_auxloss.auxiliary import AuxiliaryDecoder
 from keras_auxloss.cells import output_size, runner_for, state_sizes
+from keras_auxloss.documentation import documented
 from keras_auxloss.inputs import standardize_inputs, standardize_mask
 from keras_auxloss.loss_tracker import loss_tracker, metric_name, running_step
 from keras_auxloss.main_network import MainNetwork
@@ -28,7 +29,7 @@ CELL_DOC = (
 
 
 @keras.saving.register_keras_serializable(package="keras_auxloss")
-@arguments.documented("cell", CELL_DOC)
+@documented("cell", CELL_DOC)
 class AuxLossRNN(Streams, keras.layers.Layer):
     """A recurrent network with truncated backpropagation and an
     unsupervised auxiliary loss, for any Keras RNN cell.

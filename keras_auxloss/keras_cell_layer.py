@@ -5,9 +5,10 @@ import inspect
 
 from keras_auxloss import arguments
 from keras_auxloss.aux_loss_rnn import AuxLossRNN
+from keras_auxloss.documentation import documented
 
 
-@arguments.documented("units")
+@documented("units")
 class KerasCellLayer(AuxLossRNN):
     """`AuxLossRNN(cell_class(units, **cell_arguments), ...)`: the keyword
     arguments that `cell_class` takes (`kernel_initializer`, `use_bias`,
