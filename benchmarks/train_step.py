@@ -40,13 +40,22 @@ or `make benchmark`. A quick look: `--lengths=784 --repetitions=1`.
 import importlib.util
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
 from absl import app, flags
+
+# The resident-memory reading is shared with the examples. examples/ is a
+# folder of scripts that import each other by plain module name (Python puts
+# a script's own folder first on its path), not a package, so this script
+# puts that folder first on its path the same way: `resident_memory` then
+# resolves to the same file whichever script imports it, and nothing needs
+# installing.
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+sys.path.insert(0, EXAMPLES_DIR)
+from resident_memory import peak_resident_gib, resident_gib  # noqa: E402
 
 CONFIGS = ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor", "r_lstm_words", "r_gru")
 
@@ -74,18 +83,6 @@ flags.DEFINE_string("worker", None, "Internal: run one configuration and print J
 flags.DEFINE_integer("length", None, "Internal: the worker's sequence length.")
 
 
-def _resident_gib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 2**20
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def _peak_resident_gib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
 def run_worker(config, length):
     """Times one configuration in this process; returns a result dict."""
     import keras
@@ -93,7 +90,7 @@ def run_worker(config, length):
 
     from keras_auxloss import AuxLossGRU, AuxLossLSTM
 
-    baseline = _resident_gib()
+    baseline = resident_gib()
     keras.utils.set_random_seed(0)
     vocab_size = FLAGS.word_vocab_size if config == "r_lstm_words" else FLAGS.vocab_size
     inputs = keras.Input((length,), dtype="int32", batch_size=FLAGS.batch_size)
@@ -130,7 +127,7 @@ def run_worker(config, length):
         start = time.perf_counter()
         step()
         seconds.append(time.perf_counter() - start)
-    peak = _peak_resident_gib()
+    peak = peak_resident_gib()
     return {
         "seconds": statistics.median(seconds),
         "peak_gib": peak,
@@ -169,13 +166,8 @@ def run_in_subprocess(config, length, backend):
     status = None
     while child.poll() is None:
         time.sleep(0.2)
-        try:
-            with open(f"/proc/{child.pid}/status") as proc_status:
-                rss = (
-                    next(int(line.split()[1]) for line in proc_status if line.startswith("VmRSS:"))
-                    / 2**20
-                )
-        except (FileNotFoundError, StopIteration):
+        rss = resident_gib(child.pid)
+        if rss is None:  # It has just exited.
             continue
         if rss > FLAGS.memory_limit_gib:
             status = f"out of memory (> {FLAGS.memory_limit_gib:g} GiB)"
