@@ -47,12 +47,12 @@ import time
 
 from absl import app, flags
 
-# The resident-memory reading is shared with the examples. examples/ is a
-# folder of scripts that import each other by plain module name (Python puts
-# a script's own folder first on its path), not a package, so this script
-# puts that folder first on its path the same way: `resident_memory` then
-# resolves to the same file whichever script imports it, and nothing needs
-# installing.
+# The resident-memory reading and the figures' style are shared with the
+# examples. examples/ is a folder of scripts that import each other by plain
+# module name (Python puts a script's own folder first on its path), not a
+# package, so this script puts that folder first on its path the same way:
+# `resident_memory` and `plots` then resolve to the same files whichever
+# script imports them, and nothing needs installing.
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 sys.path.insert(0, EXAMPLES_DIR)
 from resident_memory import peak_resident_gib, resident_gib  # noqa: E402
@@ -262,31 +262,11 @@ def _ratio_table(results, lengths, numerators, denominator, heading):
 
 
 def write_plot(results, lengths, path):
-    import matplotlib
+    # Imported here, not at the top: the worker processes, whose memory is
+    # measured, never load matplotlib.
+    import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
-    styles = dict(zip(("tensorflow", "jax", "torch"), ("o-", "s--", "^:")))
-    for backend in FLAGS.backends:
-        for color, config in enumerate(FLAGS.configs):
-            runs = results[backend][config]
-            ok = [n for n in lengths if runs[n].get("status") == "ok"]
-            x, style = [int(n) for n in ok], f"C{color}{styles.get(backend, 'x-')}"
-            label = f"{config} ({backend})"
-            time_axis.plot(x, [runs[n]["seconds"] for n in ok], style, label=label)
-            memory_axis.plot(x, [max(runs[n]["increase_gib"], 1e-3) for n in ok], style)
-    for axis, label in ((time_axis, "seconds per step"), (memory_axis, "peak RSS increase, GiB")):
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_xlabel("sequence length")
-        axis.set_ylabel(label)
-        axis.grid(True, which="both", alpha=0.3)
-    time_axis.legend(fontsize="x-small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    plots.plot_step_costs(results, lengths, FLAGS.backends, FLAGS.configs, path)
 
 
 def main(argv):
