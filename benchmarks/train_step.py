@@ -40,13 +40,22 @@ or `make benchmark`. A quick look: `--lengths=784 --repetitions=1`.
 import importlib.util
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
 from absl import app, flags
+
+# The resident-memory reading and the figures' style are shared with the
+# examples. examples/ is a folder of scripts that import each other by plain
+# module name (Python puts a script's own folder first on its path), not a
+# package, so this script puts that folder first on its path the same way:
+# `resident_memory` and `plots` then resolve to the same files whichever
+# script imports them, and nothing needs installing.
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+sys.path.insert(0, EXAMPLES_DIR)
+from resident_memory import peak_resident_gib, resident_gib  # noqa: E402
 
 CONFIGS = ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor", "r_lstm_words", "r_gru")
 
@@ -74,18 +83,6 @@ flags.DEFINE_string("worker", None, "Internal: run one configuration and print J
 flags.DEFINE_integer("length", None, "Internal: the worker's sequence length.")
 
 
-def _resident_gib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 2**20
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def _peak_resident_gib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
 def run_worker(config, length):
     """Times one configuration in this process; returns a result dict."""
     import keras
@@ -93,7 +90,7 @@ def run_worker(config, length):
 
     from keras_auxloss import AuxLossGRU, AuxLossLSTM
 
-    baseline = _resident_gib()
+    baseline = resident_gib()
     keras.utils.set_random_seed(0)
     vocab_size = FLAGS.word_vocab_size if config == "r_lstm_words" else FLAGS.vocab_size
     inputs = keras.Input((length,), dtype="int32", batch_size=FLAGS.batch_size)
@@ -130,7 +127,7 @@ def run_worker(config, length):
         start = time.perf_counter()
         step()
         seconds.append(time.perf_counter() - start)
-    peak = _peak_resident_gib()
+    peak = peak_resident_gib()
     return {
         "seconds": statistics.median(seconds),
         "peak_gib": peak,
@@ -169,13 +166,8 @@ def run_in_subprocess(config, length, backend):
     status = None
     while child.poll() is None:
         time.sleep(0.2)
-        try:
-            with open(f"/proc/{child.pid}/status") as proc_status:
-                rss = (
-                    next(int(line.split()[1]) for line in proc_status if line.startswith("VmRSS:"))
-                    / 2**20
-                )
-        except (FileNotFoundError, StopIteration):
+        rss = resident_gib(child.pid)
+        if rss is None:  # It has just exited.
             continue
         if rss > FLAGS.memory_limit_gib:
             status = f"out of memory (> {FLAGS.memory_limit_gib:g} GiB)"
@@ -270,31 +262,11 @@ def _ratio_table(results, lengths, numerators, denominator, heading):
 
 
 def write_plot(results, lengths, path):
-    import matplotlib
+    # Imported here, not at the top: the worker processes, whose memory is
+    # measured, never load matplotlib.
+    import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
-    styles = dict(zip(("tensorflow", "jax", "torch"), ("o-", "s--", "^:")))
-    for backend in FLAGS.backends:
-        for color, config in enumerate(FLAGS.configs):
-            runs = results[backend][config]
-            ok = [n for n in lengths if runs[n].get("status") == "ok"]
-            x, style = [int(n) for n in ok], f"C{color}{styles.get(backend, 'x-')}"
-            label = f"{config} ({backend})"
-            time_axis.plot(x, [runs[n]["seconds"] for n in ok], style, label=label)
-            memory_axis.plot(x, [max(runs[n]["increase_gib"], 1e-3) for n in ok], style)
-    for axis, label in ((time_axis, "seconds per step"), (memory_axis, "peak RSS increase, GiB")):
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_xlabel("sequence length")
-        axis.set_ylabel(label)
-        axis.grid(True, which="both", alpha=0.3)
-    time_axis.legend(fontsize="x-small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    plots.plot_step_costs(results, lengths, FLAGS.backends, FLAGS.configs, path)
 
 
 def main(argv):
