@@ -247,6 +247,18 @@ ARGUMENTS = (
         "`keras.layers.RNN(zero_output_for_mask=True)` does (so a sequence whose last steps "
         "are masked ends with a zero output).",
     ),
+    Argument(
+        "aux_sampled_softmax",
+        None,
+        _optional(check_positive_int),
+        "Int or `None`. An int `K` makes the auxiliary head score each position's target "
+        "against `K` negative tokens drawn uniformly per step (a sampled softmax) instead "
+        "of the whole vocabulary: for large vocabularies (words, subwords), where the full "
+        "softmax over every predicted position dominates the step's time and memory. The "
+        "logged `aux_loss` is then the sampled loss, which underestimates the full cross "
+        "entropy. Token inputs only, at most `vocab_size`, not with `scheduled_sampling` "
+        "(which samples from the full softmax). `None` is the full softmax.",
+    ),
 )
 # Arguments of Keras's recurrent layers that these layers do not take: the
 # reason, for the error that refuses a true value (a false one is Keras's
@@ -307,6 +319,19 @@ def check_combination(options, units):
             "(`vocab_size` set) with aux_loss='reconstruct'; got "
             f"scheduled_sampling={options['scheduled_sampling']!r} with "
             f"aux_loss={aux_loss!r} and vocab_size={vocab_size!r}."
+        )
+    sampled = options["aux_sampled_softmax"]
+    if sampled is not None and (vocab_size is None or sampled > vocab_size):
+        raise ValueError(
+            "Received an invalid value for argument `aux_sampled_softmax`, expected a "
+            "number of negative tokens of at most `vocab_size` (token inputs only), got "
+            f"aux_sampled_softmax={sampled!r} with vocab_size={vocab_size!r}."
+        )
+    if sampled is not None and options["scheduled_sampling"]:
+        raise ValueError(
+            f"Arguments `aux_sampled_softmax`={sampled} and `scheduled_sampling`="
+            f"{options['scheduled_sampling']} conflict: scheduled sampling draws the "
+            "decoder's inputs from the full softmax. Use one of them."
         )
     if options["mask_zero"] and vocab_size is None:
         raise ValueError(

@@ -18,6 +18,7 @@ import keras
 from keras import ops
 
 from keras_auxloss import recurrence, windows
+from keras_auxloss.sampled_softmax import sampled_cross_entropy
 
 
 class AuxiliaryDecoder:
@@ -33,20 +34,21 @@ class AuxiliaryDecoder:
 
     def decode(self, inputs, states, *, dropout, training):
         """Runs the cells over time-major `inputs` from `states` (one per
-        layer); returns the head's predictions `(time, batch, outputs)`,
-        with `dropout` in the head in training only."""
+        layer); returns the features that the head's output layer reads
+        `(time, batch, aux_hidden)`, with `dropout` in training only."""
         outputs = inputs
         for runner, state in zip(self.runners, states):
             _, _, outputs, _ = runner.run(runner.project(outputs), state, return_sequences=True)
-        return self.head(outputs, dropout=dropout if training else 0.0)
+        return self.hidden(outputs, dropout=dropout if training else 0.0)
 
-    def head(self, outputs, *, dropout=0.0, dropout_mask=None):
+    def hidden(self, outputs, *, dropout=0.0, dropout_mask=None):
+        """The head's hidden layer, with dropout."""
         hidden = self.head_hidden(outputs)
         if dropout_mask is not None:
-            hidden = hidden * dropout_mask
-        elif dropout:
-            hidden = keras.random.dropout(hidden, dropout, seed=self.seed_generator)
-        return self.head_output(hidden)
+            return hidden * dropout_mask
+        if dropout:
+            return keras.random.dropout(hidden, dropout, seed=self.seed_generator)
+        return hidden
 
     def decode_with_sampling(self, ids, states, *, embed, vocab_size, probability, dropout):
         """Decodes token ids step by step, feeding back sampled predictions.
@@ -80,7 +82,7 @@ class AuxiliaryDecoder:
             for runner, state in zip(self.runners, states):
                 outputs, state = runner.step(runner.project(outputs), state)
                 new_states.append(state)
-            logits = self.head(outputs, dropout_mask=mask)
+            logits = self.head_output(self.hidden(outputs, dropout_mask=mask))
             sampled = ops.argmax(ops.cast(logits, "float32") + noise, axis=-1)
             return ops.cast(sampled, true_ids.dtype), new_states, logits
 
@@ -123,7 +125,7 @@ def reconstruction_loss(layer, data, window_mask, state, weights, training):
     states[0] = state
     if layer.scheduled_sampling and training:
         embeddings = ops.cast(layer.embedding.embeddings, layer.compute_dtype)
-        predictions = layer.decoder.decode_with_sampling(
+        logits = layer.decoder.decode_with_sampling(
             data[:-1],
             states,
             embed=lambda ids: ops.take(embeddings, ids, axis=0),
@@ -131,11 +133,9 @@ def reconstruction_loss(layer, data, window_mask, state, weights, training):
             probability=layer.scheduled_sampling,
             dropout=layer.aux_dropout,
         )
-    else:
-        predictions = layer.decoder.decode(
-            inputs[:-1], states, dropout=layer.aux_dropout, training=training
-        )
-    return mean_token_loss(predictions, data[1:], weights, layer.vocab_size)
+        return mean_token_loss(_per_token_loss(layer, logits, data[1:]), weights)
+    hidden = layer.decoder.decode(inputs[:-1], states, dropout=layer.aux_dropout, training=training)
+    return mean_token_loss(_head_loss(layer, hidden, data[1:], training), weights)
 
 
 def prediction_loss(layer, data, window_mask, state, weights, training):
@@ -145,10 +145,9 @@ def prediction_loss(layer, data, window_mask, state, weights, training):
     outputs and predicts each next token."""
     _, _, outputs = _run_main_network(layer, data[:-1], window_mask, state, True)
     states = layer.decoder.zero_states(ops.shape(data)[1])
-    predictions = layer.decoder.decode(
-        outputs, states, dropout=layer.aux_dropout, training=training
-    )
-    return mean_token_loss(predictions, ops.stop_gradient(data[1:]), weights, layer.vocab_size)
+    hidden = layer.decoder.decode(outputs, states, dropout=layer.aux_dropout, training=training)
+    targets = ops.stop_gradient(data[1:])
+    return mean_token_loss(_head_loss(layer, hidden, targets, training), weights)
 
 
 def _run_main_network(layer, data, window_mask, state, return_sequences):
@@ -170,20 +169,32 @@ def _run_main_network(layer, data, window_mask, state, return_sequences):
     return embedded, state, outputs
 
 
-def mean_token_loss(predictions, targets, weights, vocab_size):
-    """Mean per-token loss, in float32, and the number of tokens counted.
+def _head_loss(layer, hidden, targets, training):
+    """Per-token loss `(time, windows)` of the head's output layer on its
+    `hidden` features: over a sample of the vocabulary with
+    `aux_sampled_softmax` (negatives drawn with the layer's seed in
+    training, a fixed one on held-out data), else over its whole output."""
+    if layer.aux_sampled_softmax is None:
+        return _per_token_loss(layer, layer.head_output(hidden), targets)
+    output = layer.head_output
+    seed = layer.seed_generator if training else windows.HELD_OUT_SEED
+    return sampled_cross_entropy(
+        hidden, output.kernel, output.bias, targets, layer.aux_sampled_softmax, seed
+    )
 
-    Token targets (`vocab_size` set) get cross entropy on logits, feature
-    targets mean squared error; `weights` `(time, batch)` (0 or 1) say
-    which targets count.
-    """
+
+def _per_token_loss(layer, predictions, targets):
+    """Cross entropy on logits for token targets, mean squared error over
+    the features for float targets; in float32."""
     predictions = ops.cast(predictions, "float32")
-    if vocab_size is None:
-        per_token = ops.mean(ops.square(predictions - ops.cast(targets, "float32")), axis=-1)
-    else:
-        per_token = keras.losses.sparse_categorical_crossentropy(
-            targets, predictions, from_logits=True
-        )
+    if layer.vocab_size is None:
+        return ops.mean(ops.square(predictions - ops.cast(targets, "float32")), axis=-1)
+    return keras.losses.sparse_categorical_crossentropy(targets, predictions, from_logits=True)
+
+
+def mean_token_loss(per_token, weights):
+    """The mean of `per_token` losses `(time, batch)` over the targets that
+    count (`weights`, 0 or 1, broadcast to them), and their number."""
     weights = ops.broadcast_to(weights, ops.shape(per_token))
     tokens = ops.sum(weights)
     return ops.sum(per_token * weights) / ops.maximum(tokens, 1.0), tokens

@@ -10,8 +10,8 @@ ways it reads its inputs.
 - A pass over a whole sequence (inference, and the capture pass outside the
   gradient) embeds one step at a time (`step_inputs`), so no
   `(time, batch, embedding)` tensor is built for a long sequence; where the
-  vocabulary is no larger than the sequence, it looks each step's gates up
-  in a table of every token's (`cells.LSTMRunner.token_table`).
+  vocabulary is no larger than the batch's tokens, it looks each step's
+  gates up in a table of every token's (`cells.LSTMRunner.token_table`).
 """
 
 import keras
@@ -39,14 +39,16 @@ class MainNetwork:
             return self.runner.project(self.embed(window)), None
         return window, self.runner.project
 
-    def step_inputs(self, length):
+    def step_inputs(self, length, batch):
         """A function from one step's input to what the cell's step reads,
-        for a pass over a whole sequence of `length` steps (`None` if
-        unknown)."""
+        for a pass over a batch of `batch` sequences of `length` steps
+        (either `None` if unknown). The table of every token's gates costs
+        as many projections as there are tokens, the step by step path one
+        per step and sequence: the table is used where it costs no more."""
         if self.embedding is None:
             return self.runner.project
         embeddings = ops.cast(self.embedding.embeddings, self.compute_dtype)
-        if length is not None and self.embedding.input_dim <= length:
+        if length is not None and self.embedding.input_dim <= length * (batch or 1):
             table = self.runner.token_table(embeddings)
             if table is not None:
                 return lambda ids: ops.take(table, ids, axis=0)
@@ -61,7 +63,8 @@ class MainNetwork:
     def run_whole(self, sequence, state, **options):
         """The cell over a whole time-major `sequence` from `state`, read
         step by step (`step_inputs`)."""
-        return self.run(sequence, state, input_fn=self.step_inputs(sequence.shape[0]), **options)
+        input_fn = self.step_inputs(sequence.shape[0], sequence.shape[1])
+        return self.run(sequence, state, input_fn=input_fn, **options)
 
     def frozen(self):
         """A scope in which the main network's weights (cell, embedding)
