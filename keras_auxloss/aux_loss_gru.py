@@ -48,8 +48,9 @@ class AuxLossGRU(KerasCellLayer):
     (4, 32)
 
     Reference:
-        - [Trinh et al., 2018](https://arxiv.org/abs/1803.00144), "Learning
-          Longer-term Dependencies in RNNs with Auxiliary Losses".
+        - Trinh, Dai, Luong and Le, "Learning Longer-term Dependencies in
+          RNNs with Auxiliary Losses", ICML 2018.
+          https://arxiv.org/abs/1803.00144
     """
 
     cell_class = keras.layers.GRUCell

@@ -95,8 +95,9 @@ class AuxLossRNN(Streams, keras.layers.Layer):
     (4, 32)
 
     Reference:
-        - [Trinh et al., 2018](https://arxiv.org/abs/1803.00144), "Learning
-          Longer-term Dependencies in RNNs with Auxiliary Losses".
+        - Trinh, Dai, Luong and Le, "Learning Longer-term Dependencies in
+          RNNs with Auxiliary Losses", ICML 2018.
+          https://arxiv.org/abs/1803.00144
     """
 
     def __init__(self, cell, *args, **kwargs):
