@@ -42,7 +42,7 @@ The configurations (`truncated_lstm` is `aux_step` with `aux_loss=None`):
     random, at `N - span` at most (`S_c` is exact for `S <= span`, as in
     the benchmark, and a bound otherwise); its recurrent products
     `S_c mm(B, H, gH)`; its inputs, for token ids on the LSTM fast path
-    with `V <= N`, a table of every token's gates, `mm(V, E, gH)`, once;
+    with `V <= B N`, a table of every token's gates, `mm(V, E, gH)`, once;
     otherwise `S_c mm(B, E, gH)`, a step at a time;
   - supervised window: a run of `S` steps at `B` rows (with `bptt=None`, of
     `N` steps, and no capture pass);
@@ -54,7 +54,9 @@ The configurations (`truncated_lstm` is `aux_step` with `aux_loss=None`):
     the window's outputs, `I = H`, an LSTM); upper layers are LSTMs of `U`
     units fed the layer below, starting from zeros;
   - head: `mm(DR, U, F) + mm(DR, F, V)` (`E` instead of `V` for float
-    inputs), both gradients of each in the backward pass;
+    inputs; with a sampled softmax of `K` negatives, `mm(DR, F, K)` for
+    them and `mm(DR, F, 1)` for each position's target instead of
+    `mm(DR, F, V)`), both gradients of each in the backward pass;
   - classifier: the benchmark's `Dense(C)`, `mm(B, H, C)`, both gradients.
 - `inference_step`, `forward_floor`: the main network over `N` steps,
   forward only (inputs as in the capture pass), and the classifier.
@@ -107,6 +109,7 @@ class Network:
     aux_layers: int = 2
     aux_units: int | None = None
     aux_hidden: int = 256
+    aux_sampled_softmax: int | None = None
 
     @property
     def gates(self):
@@ -174,14 +177,15 @@ def recurrent_run(
 
 def _whole_sequence_pass(net, part, steps, length):
     """A pass outside the gradient over `steps` of a sequence of `length`:
-    for token ids on the LSTM fast path with `V <= length`, inputs read from
-    a table of every token's gates, computed once; otherwise projected a
-    step at a time."""
+    for token ids on the LSTM fast path with `V <= B length` (the layer's
+    rule: where it costs no more), inputs read from a table of every
+    token's gates, computed once; otherwise projected a step at a time."""
     gate_width = net.gates * net.units
     recurrent = Term(
         part, "recurrent product", True, steps * mm(net.batch_size, net.units, gate_width)
     )
-    if net.cell == "lstm" and net.vocab_size is not None and net.vocab_size <= length:
+    tokens = net.batch_size * length
+    if net.cell == "lstm" and net.vocab_size is not None and net.vocab_size <= tokens:
         inputs = Term(part, "token table", False, mm(net.vocab_size, net.input_dim, gate_width))
     else:
         inputs = Term(
@@ -259,12 +263,16 @@ def _auxiliary_terms(net, main):
     for layer in layers:
         terms += recurrent_run("decoder", steps=steps, rows=rows, **layer)
     top_units = layers[-1]["units"]
-    outputs = net.vocab_size or net.input_dim
     positions = steps * rows
-    for product in (
-        mm(positions, top_units, net.aux_hidden),
-        mm(positions, net.aux_hidden, outputs),
-    ):
+    products = [mm(positions, top_units, net.aux_hidden)]
+    if net.aux_sampled_softmax is None:
+        products.append(mm(positions, net.aux_hidden, net.vocab_size or net.input_dim))
+    else:  # The negatives' logits, and each position's target's.
+        products += [
+            mm(positions, net.aux_hidden, net.aux_sampled_softmax),
+            mm(positions, net.aux_hidden, 1),
+        ]
+    for product in products:
         terms.append(Term("head", "dense", False, product, 2 * product))
     return terms
 

@@ -10,9 +10,11 @@ subprocess of its own so that its peak memory is its own:
 - `forward_floor`: `predict_on_batch` of the r-LSTM model, i.e. its main
   LSTM read once over the sequence: no training step can beat it;
 - `r_lstm_words`: `r_lstm` on a word-level vocabulary
-  (`--word_vocab_size`, 50,000): the windows' embedding gradient is sparse
-  and no `(vocabulary, 4 * units)` gate table enters the gradient, so this
-  should cost little more than `r_lstm`;
+  (`--word_vocab_size`, 50,000): the windows' embedding gradient is sparse,
+  but the auxiliary head's full softmax over every predicted position
+  dominates the step;
+- `r_lstm_words_sampled`: `r_lstm_words` with `aux_sampled_softmax`
+  (`--sampled_softmax` negatives, 512);
 - `r_gru`: `AuxLossGRU` with the settings of `r_lstm` (a GRU cell, run
   through its own Keras `call`, where the LSTM has a fast path).
 
@@ -40,7 +42,7 @@ forward and backward, with its bound on each backend.
 
 Results go to `--output_dir` as `results.json`, `results.md` (a markdown
 table per backend with the ratios r_lstm / forward_floor,
-r_lstm / keras_full_bp, r_lstm_words / r_lstm and r_gru / r_lstm, and the
+r_lstm / keras_full_bp, r_lstm_words(_sampled) / r_lstm and r_gru / r_lstm, and the
 r_lstm step's FLOPs by part) and `results.png` (log-log plots).
 
 Run it with:
@@ -72,7 +74,16 @@ sys.path.insert(0, EXAMPLES_DIR)
 import flops  # noqa: E402
 from resident_memory import peak_resident_gib, resident_gib  # noqa: E402
 
-CONFIGS = ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor", "r_lstm_words", "r_gru")
+CONFIGS = (
+    "r_lstm",
+    "truncated_lstm",
+    "keras_full_bp",
+    "forward_floor",
+    "r_lstm_words",
+    "r_lstm_words_sampled",
+    "r_gru",
+)
+WORD_CONFIGS = ("r_lstm_words", "r_lstm_words_sampled")
 # The limit's worker: one step's recurrent product alone, in a loop, which
 # runs before the configurations of each backend and length.
 LIMIT = "recurrent_product"
@@ -92,7 +103,10 @@ flags.DEFINE_list(
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_integer("units", 128, "LSTM units.")
 flags.DEFINE_integer("vocab_size", 256, "Token vocabulary.")
-flags.DEFINE_integer("word_vocab_size", 50_000, "Vocabulary of the `r_lstm_words` configuration.")
+flags.DEFINE_integer("word_vocab_size", 50_000, "Vocabulary of the `r_lstm_words*` configs.")
+flags.DEFINE_integer(
+    "sampled_softmax", 512, "Negatives of `r_lstm_words_sampled`'s sampled softmax."
+)
 flags.DEFINE_integer("embedding_dim", 128, "Token embedding size.")
 flags.DEFINE_integer("bptt", 300, "Supervised truncation of the AuxLossLSTM configurations.")
 flags.DEFINE_integer("aux_length", 600, "Auxiliary subsequence length.")
@@ -134,7 +148,7 @@ def training_step(config, length):
 
     from keras_auxloss import AuxLossGRU, AuxLossLSTM
 
-    vocab_size = FLAGS.word_vocab_size if config == "r_lstm_words" else FLAGS.vocab_size
+    vocab_size = FLAGS.word_vocab_size if config in WORD_CONFIGS else FLAGS.vocab_size
     inputs = keras.Input((length,), dtype="int32", batch_size=FLAGS.batch_size)
     if config == "keras_full_bp":
         features = keras.layers.Embedding(vocab_size, FLAGS.embedding_dim)(inputs)
@@ -149,6 +163,7 @@ def training_step(config, length):
             bptt=FLAGS.bptt,
             aux_length=FLAGS.aux_length,
             num_anchors=FLAGS.num_anchors,
+            aux_sampled_softmax=_sampled_softmax(config),
             seed=0,
         )(inputs)
     model = keras.Model(inputs, keras.layers.Dense(CLASSES)(features))
@@ -262,18 +277,23 @@ def step_terms(config, length):
         batch_size=FLAGS.batch_size,
         units=FLAGS.units,
         input_dim=FLAGS.embedding_dim,
-        vocab_size=FLAGS.word_vocab_size if config == "r_lstm_words" else FLAGS.vocab_size,
+        vocab_size=FLAGS.word_vocab_size if config in WORD_CONFIGS else FLAGS.vocab_size,
         classes=CLASSES,
         bptt=FLAGS.bptt,
         aux_loss=None if config == "truncated_lstm" else "reconstruct",
         aux_length=FLAGS.aux_length,
         num_anchors=FLAGS.num_anchors,
+        aux_sampled_softmax=_sampled_softmax(config),
     )
     if config == "keras_full_bp":
         return flops.full_backpropagation_step(net, length)
     if config == "forward_floor":
         return flops.inference_step(net, length)
     return flops.aux_step(net, length)
+
+
+def _sampled_softmax(config):
+    return FLAGS.sampled_softmax if config == "r_lstm_words_sampled" else None
 
 
 def limit_flops():
@@ -317,7 +337,8 @@ def write_table(results, lengths, path):
     then each backend's r-LSTM step against TensorFlow's."""
     lines = [
         f"batch {FLAGS.batch_size}, {FLAGS.units} units, vocabulary {FLAGS.vocab_size} "
-        f"({FLAGS.word_vocab_size} for r_lstm_words), "
+        f"({FLAGS.word_vocab_size} for r_lstm_words, with {FLAGS.sampled_softmax} "
+        "negatives for r_lstm_words_sampled), "
         f"embedding {FLAGS.embedding_dim}; AuxLossLSTM bptt {FLAGS.bptt}, "
         f"{FLAGS.num_anchors} x {FLAGS.aux_length}; median of {FLAGS.repetitions} steps "
         "after a warm-up step.",
@@ -390,7 +411,7 @@ def _backend_table(results, lengths):
                 f"| {length} | {_ratio(results, length, 'r_lstm', 'forward_floor')} | "
                 f"{_ratio(results, length, 'r_lstm', 'keras_full_bp')} |"
             )
-    others = [c for c in ("r_lstm_words", "r_gru") if c in FLAGS.configs]
+    others = [c for c in ("r_lstm_words", "r_lstm_words_sampled", "r_gru") if c in FLAGS.configs]
     if "r_lstm" in FLAGS.configs and others:
         lines += _ratio_table(results, lengths, others, "r_lstm", "{} / r_lstm")
     return lines

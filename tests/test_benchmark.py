@@ -39,6 +39,7 @@ def test_benchmark_writes_its_table_and_plot(tmp_path):
         "keras_full_bp",
         "forward_floor",
         "r_lstm_words",
+        "r_lstm_words_sampled",
         "r_gru",
     ):
         row = next(line for line in table.splitlines() if f"| 784 | {config} |" in line)
@@ -48,7 +49,7 @@ def test_benchmark_writes_its_table_and_plot(tmp_path):
         result = results[config]["784"]
         assert ratio == round(result["seconds"] / result["bound_seconds"], 2), row
     assert "r_lstm / forward_floor" in table
-    assert "r_lstm_words / r_lstm | r_gru / r_lstm" in table
+    assert "r_lstm_words / r_lstm | r_lstm_words_sampled / r_lstm | r_gru / r_lstm" in table
     assert "The limit, one step's recurrent product (4, 16) x (16, 64)" in table
     assert "Where the r_lstm step's work goes" in table
     assert "| tensorflow: bound s, all / in a loop |" in table
