@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-torch lint format benchmark clean
+.PHONY: demo test test-torch lint format docs docs-check benchmark clean
 
 $(BIN)/activate: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,22 @@ test-torch: $(BIN)/activate
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q tests/backends
 
 lint: $(BIN)/activate
-	$(BIN)/ruff check keras_auxloss examples benchmarks tests
-	$(BIN)/ruff format --check keras_auxloss examples benchmarks tests
+	$(BIN)/ruff check keras_auxloss examples benchmarks tests docs
+	$(BIN)/ruff format --check keras_auxloss examples benchmarks tests docs
+
+# The API reference: the docstrings rendered to Markdown in docs/api, which
+# is committed so that it reads without building. docs-check (CI) fails
+# when the committed pages are not what the docstrings give.
+docs: $(BIN)/activate
+	$(BIN)/pip install --quiet -e '.[docs]'
+	$(BIN)/sphinx-build -q -E -W -d build/doctrees -b markdown docs/sphinx docs/api
+
+docs-check: docs
+	@git diff --exit-code --stat -- docs/api && test -z "$$(git status --porcelain -- docs/api)" \
+		|| { echo "docs/api is stale: run make docs and commit it."; exit 1; }
 
 format: $(BIN)/activate
-	$(BIN)/ruff format keras_auxloss examples benchmarks tests
+	$(BIN)/ruff format keras_auxloss examples benchmarks tests docs
 
 benchmark: $(BIN)/activate
 	$(BIN)/python benchmarks/train_step.py

@@ -37,6 +37,8 @@ setup(
             "tensorboard",
             "mlxtend",
         ],
+        # The API reference in docs/api (make docs).
+        "docs": ["sphinx>=8", "sphinx-markdown-builder>=0.6.11"],
         # Other Keras backends (KERAS_BACKEND=jax or torch).
         "jax": ["jax"],
         "torch": ["torch"],

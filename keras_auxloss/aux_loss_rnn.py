@@ -156,7 +156,10 @@ class AuxLossRNN(Streams, keras.layers.Layer):
     @property
     def aux_loss_metric_name(self):
         """The name under which `fit` and `evaluate` log the auxiliary loss
-        (`val_` prefixed for `fit`'s validation); see `loss_tracker.metric_name`."""
+        (`val_` prefixed for `fit`'s validation): `<name>_aux_loss` for a
+        layer given a name; for the unnamed ones of a model, `aux_loss`,
+        `aux_loss_1`, ... in the order of the model's layers (set when the
+        model first trains or evaluates; `aux_loss` until then)."""
         if self.aux_loss is None:
             return metric_name(self)
         return self.aux_loss_tracker.name
