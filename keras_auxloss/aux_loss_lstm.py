@@ -72,8 +72,13 @@ class AuxLossLSTM(KerasCellLayer):
 
     >>> layer = AuxLossLSTM(32, vocab_size=256, aux_length=20, bptt=10)
     >>> tokens = np.random.randint(0, 256, size=(4, 100))
-    >>> layer(tokens).shape
+    >>> tuple(layer(tokens).shape)
     (4, 32)
+    >>> model = keras.Sequential([keras.Input((100,), dtype="int32"), layer,
+    ...                           keras.layers.Dense(2)])
+    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> sorted(model.fit(tokens, np.zeros(4), verbose=0).history)
+    ['aux_loss', 'loss']
 
     Reference:
         - Trinh, Dai, Luong and Le, "Learning Longer-term Dependencies in

@@ -91,7 +91,7 @@ class AuxLossRNN(Streams, keras.layers.Layer):
     >>> layer = AuxLossRNN(keras.layers.GRUCell(32), vocab_size=256,
     ...                    aux_length=20, bptt=10)
     >>> tokens = np.random.randint(0, 256, size=(4, 100))
-    >>> layer(tokens).shape
+    >>> tuple(layer(tokens).shape)
     (4, 32)
 
     Reference:
