@@ -4,8 +4,8 @@ and a cell of our own with two state tensors of different sizes.
 Values and gradients are checked against Keras's own recurrent layers
 (`keras.layers.LSTM`, `GRU`, `SimpleRNN`, or `keras.layers.RNN(cell)`) run
 window by window on copied weights; truncation by where gradients are
-exactly zero. Gradients here come from `tf.GradientTape` (TensorFlow only);
-values, training and `.keras` files on every backend.
+exactly zero. The gradients come from `tf.GradientTape`, so those tests run
+on TensorFlow; the values at inference are checked on every backend.
 """
 
 import keras
