@@ -16,12 +16,15 @@ $(BIN)/activate: setup.py
 demo: $(BIN)/activate
 	$(BIN)/python examples/demo.py
 
-# The whole suite on TensorFlow, then the core tests (tests/backends) on JAX
-# with two host devices, in a process of its own.
+# The whole suite on TensorFlow, then on JAX, with two host devices and in
+# processes of their own, the tests marked `any_backend` and the JAX-only
+# DataParallel test.
 test: $(BIN)/activate
 	$(BIN)/python -m pytest -q tests
 	XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \
-		$(BIN)/python -m pytest -q tests/backends
+		$(BIN)/python -m pytest -q -m any_backend tests
+	XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \
+		$(BIN)/python -m pytest -q tests/backends/test_jax_data_parallel.py
 
 # The core tests on PyTorch. Installs torch first: its wheel from the package
 # index is large (hundreds of MB, more with CUDA libraries), so `make test`

@@ -53,12 +53,16 @@ def gradient_per_step(layer, x, of, **call_kwargs):
         non_trainable = [v.value for v in layer.non_trainable_variables]
 
         def target(x):
-            outputs, _, losses = layer.stateless_call(
+            outputs, updated, losses = layer.stateless_call(
                 trainable, non_trainable, x, training=True, return_losses=True, **call_kwargs
             )
-            return of(outputs, losses)
+            return of(outputs, losses), updated
 
-        grad = jax.grad(target)(x)
+        grad, updated = jax.grad(target, has_aux=True)(x)
+        # As a call on the other backends: the seed generators move on, so
+        # the next call draws other anchors.
+        for variable, value in zip(layer.non_trainable_variables, updated):
+            variable.assign(value)
     else:
         import torch
 
