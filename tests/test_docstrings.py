@@ -9,7 +9,6 @@ import pkgutil
 import keras
 import numpy as np
 import pytest
-from support import BACKEND
 
 import keras_auxloss
 
@@ -22,21 +21,8 @@ PUBLIC = {name: getattr(keras_auxloss, name) for name in keras_auxloss.__all__}
 # What the examples may use without importing it, besides each module's names.
 NAMESPACE = {"np": np, "keras": keras}
 
-# The class examples print `layer(tokens).shape`: `(4, 32)` on JAX, but
-# `TensorShape([4, 32])` on TensorFlow and `torch.Size([4, 32])` on PyTorch.
-TENSOR_SHAPE = pytest.mark.xfail(
-    BACKEND in ("tensorflow", "torch"),
-    reason=f"the example shows `(4, 32)`; a {BACKEND} tensor's `.shape` prints otherwise",
-    strict=True,
-)
 
-
-def module_param(name):
-    shows_a_shape = any(layer.__module__ == name for layer in PUBLIC.values())
-    return pytest.param(name, marks=TENSOR_SHAPE if shows_a_shape else ())
-
-
-@pytest.mark.parametrize("name", [module_param(name) for name in ["keras_auxloss", *MODULES]])
+@pytest.mark.parametrize("name", ["keras_auxloss", *MODULES])
 def test_docstring_examples_print_what_they_show(name):
     module = importlib.import_module(name)
     tests = doctest.DocTestFinder().find(module, extraglobs=NAMESPACE)
