@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import needs_keras
 
 from keras_auxloss import AuxLossLSTM
 
@@ -46,6 +47,7 @@ def classifier(vocab_size, aux_loss="reconstruct", **options):
 @pytest.mark.parametrize(
     "vocab_size, aux_loss", [(7, "reconstruct"), (7, "predict"), (None, "reconstruct")]
 )
+@needs_keras("3.6", "passes verbose= to Model.export, which Keras 3.6 added")
 def test_mixed_precision_trains_and_round_trips(tmp_path, policy, vocab_size, aux_loss):
     keras.mixed_precision.set_global_policy(policy)
     x, y = data(vocab_size)

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 from keras.src import initializers
+from support import needs_keras
 
 pytestmark = [
     pytest.mark.any_backend,
@@ -21,6 +22,12 @@ pytestmark = [
     # Keras's harness fits on a generator with fit's default shuffle=True.
     pytest.mark.filterwarnings("ignore:`shuffle=True` was passed:UserWarning"),
 ]
+
+# Keras's checks, copied verbatim, pass `tpu_atol` and `tpu_rtol` to
+# `TestCase.assertAllClose`, which Keras 3.13 added.
+TPU_TOLERANCES = needs_keras(
+    "3.13", "Keras's own test passes tpu_atol/tpu_rtol to TestCase.assertAllClose"
+)
 
 CONSTANT_INITIALIZERS = dict(
     kernel_initializer=initializers.Constant(0.01),
@@ -129,6 +136,7 @@ def test_basics(
     ],
 )
 @pytest.mark.parametrize("implementation", [1, 2])
+@TPU_TOLERANCES
 def test_correctness(subject, case, implementation, kwargs, expected):
     # As in Keras's GRU test, `implementation` is a parameter the layers
     # are not given.
@@ -145,6 +153,7 @@ def test_correctness(subject, case, implementation, kwargs, expected):
     )
 
 
+@TPU_TOLERANCES
 def test_statefulness(subject, case):
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     layer = subject.layer(4, sequence.shape, stateful=True, **CONSTANT_INITIALIZERS)
@@ -188,6 +197,7 @@ BACKWARD = [[0.13486053, 0.23261218], [0.78257304, 0.9691353]]
         pytest.param({"go_backwards": True}, BACKWARD, id="go_backwards"),
     ],
 )
+@TPU_TOLERANCES
 def test_pass_initial_state(subject, case, kwargs, expected):
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = np.arange(4).reshape((2, 2)).astype("float32")
@@ -208,6 +218,7 @@ def test_pass_initial_state(subject, case, kwargs, expected):
         pytest.param({"go_backwards": True}, BACKWARD, id="go_backwards"),
     ],
 )
+@TPU_TOLERANCES
 def test_pass_return_state(subject, case, kwargs, expected):
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = np.arange(4).reshape((2, 2)).astype("float32")
@@ -278,6 +289,7 @@ def test_pass_return_state(subject, case, kwargs, expected):
         ),
     ],
 )
+@TPU_TOLERANCES
 def test_masking(subject, case, kwargs, expected):
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     # Unlike the LSTM test's, this mask has gaps: steps masked in the middle.
@@ -295,6 +307,7 @@ def test_masking(subject, case, kwargs, expected):
         )
 
 
+@TPU_TOLERANCES
 def test_legacy_implementation_argument(subject, case):
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
     layer = subject.layer(3, sequence.shape, **CONSTANT_INITIALIZERS)

@@ -10,6 +10,7 @@ its parameters; Keras's expected numbers and tolerances are copied verbatim.
 import numpy as np
 import pytest
 from keras.src import initializers
+from support import needs_keras
 
 pytestmark = [
     pytest.mark.any_backend,
@@ -18,6 +19,12 @@ pytestmark = [
     # Keras's harness fits on a generator with fit's default shuffle=True.
     pytest.mark.filterwarnings("ignore:`shuffle=True` was passed:UserWarning"),
 ]
+
+# Keras's checks, copied verbatim, pass `tpu_atol` and `tpu_rtol` to
+# `TestCase.assertAllClose`, which Keras 3.13 added.
+TPU_TOLERANCES = needs_keras(
+    "3.13", "Keras's own test passes tpu_atol/tpu_rtol to TestCase.assertAllClose"
+)
 
 CONSTANT_INITIALIZERS = dict(
     kernel_initializer=initializers.Constant(0.01),
@@ -124,6 +131,7 @@ def test_basics(
     ],
 )
 @pytest.mark.parametrize("implementation", [1, 2])
+@TPU_TOLERANCES
 def test_correctness(subject, case, implementation, kwargs, expected):
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
     layer = subject.layer(
@@ -144,6 +152,7 @@ def test_correctness(subject, case, implementation, kwargs, expected):
     )
 
 
+@TPU_TOLERANCES
 def test_statefulness(subject, case):
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     layer = subject.layer(4, sequence.shape, stateful=True, **CONSTANT_INITIALIZERS)
@@ -191,6 +200,7 @@ def test_statefulness(subject, case):
         ),
     ],
 )
+@TPU_TOLERANCES
 def test_pass_initial_state(subject, case, kwargs, expected):
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = [
@@ -270,6 +280,7 @@ BACKWARDS_MASK = [[False, True, True, True], [False, False, True, True]]
         ),
     ],
 )
+@TPU_TOLERANCES
 def test_masking(subject, case, kwargs, mask, expected):
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array(mask)
