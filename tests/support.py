@@ -4,9 +4,24 @@ copy of a cell's weights (the reference the layers are checked against)."""
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 BACKEND = keras.backend.backend()
+
+
+def keras_release(version=None):
+    """`(major, minor)` of `version` ("3.13"), or of the installed Keras."""
+    return tuple(int(part) for part in (version or keras.version()).split(".")[:2])
+
+
+def needs_keras(version, why):
+    """Skips a test on a Keras older than `version` ("3.13"), saying why:
+    `make test-oldest` runs the tests on the oldest Keras setup.py allows."""
+    return pytest.mark.skipif(
+        keras_release() < keras_release(version),
+        reason=f"needs Keras >= {version} (installed: {keras.version()}): {why}",
+    )
 
 
 def repeating_tokens(batch=32, length=40, seed=0, vocab=8):

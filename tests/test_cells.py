@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import ops
-from support import copy_task, float_inputs, keras_rnn, numpy
+from support import copy_task, float_inputs, keras_rnn, needs_keras, numpy
 
 from keras_auxloss import AuxLossGRU, AuxLossRNN
 from keras_auxloss.testing import fix_window_starts
@@ -211,6 +211,7 @@ def test_fit_logs_and_lowers_aux_loss(kind):
 
 
 @pytest.mark.parametrize("kind", MODELS)
+@needs_keras("3.6", "passes verbose= to Model.export, which Keras 3.6 added")
 def test_keras_file_round_trip_and_saved_model_export(tmp_path, kind):
     x, y = copy_task(16)
     model = token_model(MODELS[kind])

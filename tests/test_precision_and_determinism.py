@@ -4,6 +4,7 @@ SavedModel export under mixed precision, on TensorFlow."""
 import keras
 import numpy as np
 import pytest
+from support import needs_keras
 
 from keras_auxloss import AuxLossLSTM
 
@@ -73,6 +74,7 @@ def test_mixed_precision_trains_and_round_trips(tmp_path, policy, vocab_size, au
     )
 
 
+@needs_keras("3.6", "passes verbose= to Model.export, which Keras 3.6 added")
 @POLICIES
 @MODELS
 def test_mixed_precision_saved_model_serves_the_predictions(tmp_path, policy, vocab_size, aux_loss):
