@@ -52,7 +52,8 @@ setup(
             "tensorboard",
             "mlxtend",
             "pytest",
-            "ruff",
+            # Pinned: make lint (CI) checks formatting, which changes between versions.
+            "ruff==0.17.6",
         ],
     },
     license="Apache-2.0",
