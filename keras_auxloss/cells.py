@@ -76,7 +76,13 @@ class CellRunner:
         if initial_output is None:
             initial_output = ops.zeros((ops.shape(state[0])[0], self.output_size), self.dtype)
         return recurrence.run(
-            self.step, inputs, tuple(state), initial_output, input_fn=input_fn, **options
+            self.step,
+            inputs,
+            tuple(state),
+            initial_output,
+            input_fn=input_fn,
+            cell=self.cell,
+            **options,
         )
 
 
@@ -84,10 +90,14 @@ class LSTMRunner(CellRunner):
     """Keras's `LSTMCell`, its input projection taken out of the loop."""
 
     def project(self, inputs):
-        return ops.matmul(ops.cast(inputs, self.dtype), self.cell.kernel) + self.cell.bias
+        return recurrence.project(self.gates, inputs)
 
     def token_table(self, embeddings):
-        return self.project(embeddings)
+        return self.gates(embeddings)
+
+    def gates(self, inputs):
+        """The input's gate pre-activations `x @ W + b`."""
+        return ops.matmul(ops.cast(inputs, self.dtype), self.cell.kernel) + self.cell.bias
 
     def step(self, gates, state):
         return recurrence.lstm_step(gates, state, self.cell.recurrent_kernel)
