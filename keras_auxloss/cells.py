@@ -6,7 +6,11 @@
 is taken out of the loop (and, for token inputs, into a table of every
 token's gates), and its step is written out in `recurrence.lstm_step`. A
 runner's state is a flat tuple of `(batch, size)` tensors; `run` is the one
-place where a recurrent run is put together.
+place where a recurrent run is put together. It hands `recurrence.run` the
+cell too: on PyTorch, Keras's LSTM and GRU cells run through PyTorch's
+fused kernels, which project their inputs themselves, so there the
+projection (`recurrence.project`) is deferred and there is no token table
+(`backends/torch.py`).
 """
 
 import keras
@@ -93,7 +97,7 @@ class LSTMRunner(CellRunner):
         return recurrence.project(self.gates, inputs)
 
     def token_table(self, embeddings):
-        return self.gates(embeddings)
+        return recurrence.token_table(self.gates, embeddings)
 
     def gates(self, inputs):
         """The input's gate pre-activations `x @ W + b`."""

@@ -8,6 +8,8 @@
   + b`, computed outside the loop), as `run` and `lstm_step` read them (on
   PyTorch computed where they are read, so that a fused kernel can read
   `inputs` instead);
+- `token_table(gates, embeddings)`: every token's gates, or `None` where
+  the backend reads the embeddings instead (PyTorch);
 - `lstm_step`: the LSTM step on those gates (Keras's layout);
 - `scan`: `carry = step(carry, inputs[t])` over time, every carry stacked.
 
@@ -19,6 +21,7 @@ from keras_auxloss.backends import current
 lstm_step = current.lstm_step
 project = current.project
 run = current.run
+token_table = current.token_table
 scan = current.scan
 
-__all__ = ["lstm_step", "project", "run", "scan"]
+__all__ = ["lstm_step", "project", "run", "scan", "token_table"]

@@ -29,6 +29,12 @@ def project(gates, inputs):
     return gates(inputs)
 
 
+def token_table(gates, embeddings):
+    """Every token's input gates, `gates(embeddings)`, looked up step by
+    step in a pass over a sequence."""
+    return gates(embeddings)
+
+
 def run(
     step,
     inputs,

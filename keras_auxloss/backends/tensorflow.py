@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras_auxloss.backends.portable import (  # noqa: F401 (one LSTM step for all)
     lstm_step,
     project,
+    token_table,
 )
 
 

@@ -5,19 +5,22 @@ PyTorch's fused kernels for Keras's own LSTM and GRU cells.
 gradient of each such read is a zero tensor of the whole input's size with
 one slice filled, so the backward pass of a run of `L` steps builds `L`
 tensors of `L` steps each: its time grows with the square of the length.
-The loops here read their inputs once, `torch.unbind(x, 0)`, whose gradient
-is the steps' gradients stacked once: linear in the length. They run the
-same ops as `portable.py`, so they give its values bit for bit.
+The loop here reads its inputs once (`torch.unbind`, `torch.split`), whose
+gradient is the steps' gradients joined once: linear in the length. It
+runs the steps as `portable.py` does (the same values, bit for bit, for
+the same step).
 
-A plain run (no mask, no capture, every step, inputs read as they are) of
-a Keras `LSTMCell` or `GRUCell` with their default equations goes through
-`torch._VF.lstm` / `torch._VF.gru`, the kernels of `torch.nn.LSTM` and
-`torch.nn.GRU` (oneDNN's on CPU, cuDNN's on GPU), with the weights laid
-out as PyTorch's: the windows and the decoder's layers. Their values are
-those of the loop to float rounding, not bit for bit. The LSTM's fast path
-steps on gates projected outside the loop, but the kernel projects its
-inputs itself: `project` defers the projection (`Projected`) to where the
-gates are read, so that a fused run reads the inputs instead.
+Keras's `LSTMCell` and `GRUCell` (`reset_after=True`) with their default
+activations run through `torch._VF.lstm` / `torch._VF.gru`, the kernels of
+`torch.nn.LSTM` and `torch.nn.GRU` (oneDNN's on CPU, cuDNN's on GPU), with
+the weights laid out as PyTorch's: a run is cut into segments that the
+kernel runs whole, ending where some example's mask changes, where some
+example captures its state, and every `_CHUNK` steps of a pass that reads
+its inputs through `input_fn`; a run whose mask changes too often takes
+the loop. Their values are the loop's to float rounding, not bit for bit.
+The kernels project their inputs themselves: the LSTM's gates are deferred
+(`project` returns a `Projected`) to where they are read, so that a fused
+run reads the inputs instead, and there is no token table.
 """
 
 from collections.abc import Callable
@@ -33,6 +36,13 @@ from keras_auxloss.backends.portable import (  # noqa: F401 (the same on PyTorch
     assert_token_ids,
 )
 
+# The steps whose inputs a pass through `input_fn` computes at once: the
+# embedding lookup and projection of a chunk (8 MiB of float32 inputs at
+# batch 32 and 256 features), one matrix product for all its steps.
+_CHUNK = 256
+# A masked run whose mask changes at more than one step in this many takes
+# the loop: the fused kernel would run too few steps at a time.
+_MASK_CHANGES = 8
 # The dtypes the fused kernels run in: oneDNN's on CPU, with their gradient.
 _FUSED_DTYPES = (torch.float32, torch.bfloat16)
 # The dtypes `lstm_step` computes in with plain `torch` ops (Keras's
@@ -57,6 +67,12 @@ class Projected:
 def project(gates, inputs):
     """`gates(inputs)`, deferred to where `run` or `lstm_step` reads it."""
     return Projected(gates, inputs)
+
+
+def token_table(gates, embeddings):
+    """No table of every token's gates: a fused pass reads the embeddings
+    (and the loop projects `_CHUNK` steps at once)."""
+    return None
 
 
 def lstm_step(gates, state, recurrent_kernel):
@@ -97,93 +113,154 @@ def run(
     """Runs one recurrent layer over time-major `inputs`; see
     `keras_auxloss.recurrence` and `backends/tensorflow.py` for the
     arguments and the returned `(output, state, sequences, captured)`.
-    `cell` is the Keras cell `step` steps, if any: a plain run of Keras's
-    `LSTMCell` or `GRUCell` goes through PyTorch's fused kernel."""
-    state = tuple(convert_to_tensor(s) for s in state)
-    plain = input_fn is None and mask is None and capture_after is None and num_steps is None
-    if plain and cell is not None:
-        fused = _fused_run(cell, inputs, state, return_sequences)
-        if fused is not None:
-            return fused
-    inputs = inputs.value() if isinstance(inputs, Projected) else convert_to_tensor(inputs)
-    return _run_loop(
-        step,
-        inputs,
-        state,
-        convert_to_tensor(initial_output),
+    `cell` is the Keras cell `step` steps, if any: Keras's `LSTMCell` and
+    `GRUCell` go through PyTorch's fused kernel. `input_fn` may be given
+    several steps at once (`(steps, batch, ...)`)."""
+    run = Run(
+        state=tuple(_tensor(s) for s in state),
+        output=_tensor(initial_output),
         input_fn=input_fn,
-        mask=mask,
-        capture_after=capture_after,
-        num_steps=num_steps,
+        mask=None if mask is None else _tensor(mask).bool(),
+        capture_after=None if capture_after is None else _tensor(capture_after),
         return_sequences=return_sequences,
         zero_output_for_mask=zero_output_for_mask,
     )
-
-
-def _run_loop(
-    step,
-    inputs,
-    state,
-    output,
-    *,
-    input_fn,
-    mask,
-    capture_after,
-    num_steps,
-    return_sequences,
-    zero_output_for_mask,
-):
-    """`run` as a loop over the steps of `inputs`, each read once."""
-    length = inputs.shape[0]
+    if isinstance(inputs, Projected) and input_fn is not None:
+        inputs = inputs.value()  # `input_fn` reads the gates.
+    length = (inputs.inputs if isinstance(inputs, Projected) else inputs).shape[0]
     steps = length if num_steps is None else min(int(num_steps), length)
-    step_inputs = torch.unbind(inputs[:steps], 0)
-    keeps = [None] * steps
-    if mask is not None:
-        keeps = torch.unbind(convert_to_tensor(mask)[:steps, :, None], 0)
-    captured, capture_steps = (), set()
-    if capture_after is not None:
-        capture_after = convert_to_tensor(capture_after)
-        positions = capture_after.shape[1]
-        captured = tuple(s[:, None, :].repeat(1, positions, 1) for s in (output, *state))
-        # The steps where some example captures: the others skip the capture.
-        capture_steps = set(torch.unique(capture_after).tolist())
+    if cell is not None and steps > 0 and (_is_keras_lstm(cell) or _is_keras_gru(cell)):
+        if _run_fused(run, cell, inputs, steps):
+            return run.result()
+    inputs = inputs.value() if isinstance(inputs, Projected) else _tensor(inputs)
+    _run_loop(run, step, inputs, steps)
+    return run.result()
 
-    outputs = []
-    for t, (x, keep) in enumerate(zip(step_inputs, keeps)):
-        new_output, new = step(x if input_fn is None else input_fn(x), state)
+
+class Run:
+    """A run's options and what it has computed so far: the output and
+    state after the steps run, the captures, the outputs of every step."""
+
+    def __init__(
+        self,
+        *,
+        state,
+        output,
+        input_fn,
+        mask,
+        capture_after,
+        return_sequences,
+        zero_output_for_mask,
+    ):
+        self.state, self.output, self.input_fn, self.mask = state, output, input_fn, mask
+        self.capture_after, self.return_sequences = capture_after, return_sequences
+        self.zero_output_for_mask = zero_output_for_mask
+        self.outputs, self.captured, self.capture_steps = [], None, set()
+        if capture_after is not None:
+            positions = capture_after.shape[1]
+            self.captured = tuple(s[:, None, :].repeat(1, positions, 1) for s in (output, *state))
+            # The steps where some example captures: the others skip the capture.
+            self.capture_steps = set(torch.unique(capture_after).tolist())
+
+    def inputs(self, inputs, sizes):
+        """`inputs` cut into pieces of `sizes` steps (`torch.split` reads
+        them once), each through `input_fn` when it is reached: a pass
+        holds the inputs of one piece at a time."""
+        for piece in torch.split(inputs, sizes, dim=0):
+            yield piece if self.input_fn is None else self.input_fn(piece)
+
+    def advance(self, output, state, sequences, keep, last):
+        """Takes the output and state after step `last` (and `sequences`,
+        the outputs of the steps before, or `None`): examples whose `keep`
+        is false keep their output and state, as Keras masks a step."""
         if keep is not None:
-            masked_output = torch.zeros_like(output) if zero_output_for_mask else output
-            new_output = torch.where(keep, new_output, masked_output)
-            new = tuple(torch.where(keep, n, s) for n, s in zip(new, state))
-        if t in capture_steps:
-            hit = (capture_after == t)[:, :, None]
-            captured = tuple(
-                torch.where(hit, n[:, None, :], c) for n, c in zip((new_output, *new), captured)
+            masked = torch.zeros_like(self.output) if self.zero_output_for_mask else self.output
+            if sequences is not None:
+                sequences = torch.where(keep[None], sequences, masked[None])
+            output = torch.where(keep, output, masked)
+            state = tuple(torch.where(keep, n, s) for n, s in zip(state, self.state))
+        if last in self.capture_steps:
+            hit = (self.capture_after == last)[:, :, None]
+            self.captured = tuple(
+                torch.where(hit, n[:, None, :], c) for n, c in zip((output, *state), self.captured)
             )
-        output, state = new_output, tuple(new)
-        if return_sequences:
-            outputs.append(output)
-    sequences = None
-    if return_sequences:
-        sequences = torch.stack(outputs) if outputs else output.new_zeros((0, *output.shape))
-    return output, state, sequences, (captured if capture_after is not None else None)
+        self.output, self.state = output, tuple(state)
+        if self.return_sequences:
+            self.outputs.append(output if sequences is None else sequences)
+
+    def result(self):
+        """`(output, state, sequences, captured)`, as `run` returns them."""
+        sequences = None
+        if self.return_sequences and not self.outputs:
+            sequences = self.output.new_zeros((0, *self.output.shape))
+        elif self.return_sequences and self.outputs[0].dim() == self.output.dim():
+            sequences = torch.stack(self.outputs)  # A step each: the loop's.
+        elif self.return_sequences:
+            sequences = torch.cat(self.outputs)  # Segments of steps: the fused kernel's.
+        return self.output, self.state, sequences, self.captured
 
 
-def _fused_run(cell, inputs, state, return_sequences):
-    """`run`'s result from PyTorch's fused kernel for `cell`, or `None`
-    where the kernel does not apply: Keras's `LSTMCell` on the gates of
-    `project`, its `GRUCell` on its inputs."""
-    if isinstance(inputs, Projected):
-        if not _is_keras_lstm(cell):
-            return None
-        inputs, fused = convert_to_tensor(inputs.inputs), _fused_lstm
+def _run_loop(run, step, inputs, steps):
+    """`run` as a loop over the first `steps` steps of `inputs`."""
+    if steps == 0:
+        return
+    chunks = [_CHUNK] * (steps // _CHUNK) + ([steps % _CHUNK] if steps % _CHUNK else [])
+    if run.input_fn is None:
+        chunks = [steps]
+    keeps = [None] * steps
+    if run.mask is not None:
+        keeps = torch.unbind(run.mask[:steps, :, None], 0)
+    t = 0
+    for chunk in run.inputs(inputs[:steps], chunks):
+        chunk = chunk.value() if isinstance(chunk, Projected) else _tensor(chunk)
+        for x in torch.unbind(chunk, 0):
+            output, state = step(x, run.state)
+            run.advance(output, state, None, keeps[t], t)
+            t += 1
+
+
+def _run_fused(run, cell, inputs, steps):
+    """`run` through the fused kernel for `cell`, in segments; `False`
+    (nothing run) where the kernel does not apply."""
+    ends = {steps} | {t + 1 for t in run.capture_steps if 0 <= t < steps - 1}
+    if run.input_fn is not None:
+        ends |= set(range(_CHUNK, steps, _CHUNK))
+    mask = None if run.mask is None else run.mask[:steps]
+    if mask is not None:
+        changes = torch.nonzero(torch.any(mask[1:] != mask[:-1], dim=1))[:, 0] + 1
+        if len(changes) * _MASK_CHANGES > steps:
+            return False
+        ends |= set(changes.tolist())
+    ends = sorted(ends)
+    sizes = [end - start for start, end in zip([0, *ends], ends)]
+    if isinstance(inputs, Projected):  # Cut before the projection.
+        gates = inputs.gates
+        pieces = (Projected(gates, p) for p in run.inputs(_tensor(inputs.inputs)[:steps], sizes))
     else:
-        inputs, fused = convert_to_tensor(inputs), _fused_gru
-        if not _is_keras_gru(cell):
-            return None
-    if inputs.shape[0] == 0:
-        return None
-    return fused(cell, inputs, state, return_sequences)
+        pieces = run.inputs(_tensor(inputs)[:steps], sizes)
+    start = 0
+    for piece, end in zip(pieces, ends):
+        result = _fused_segment(cell, piece, run.state, run.return_sequences)
+        if result is None:  # Refused for the cell, dtypes or inputs: at once.
+            if start > 0:
+                raise RuntimeError("The fused kernel refused a segment after the first.")
+            return False
+        output, state, sequences = result
+        keep = None if mask is None else mask[start, :, None]
+        run.advance(output, state, sequences, keep, end - 1)
+        start = end
+    return True
+
+
+def _fused_segment(cell, inputs, state, return_sequences):
+    """`(output, state, sequences)` of the fused kernel for `cell` over
+    `inputs` (what a step of its runner reads: the LSTM's `Projected`
+    gates, the GRU's inputs), or `None` where the kernel does not apply."""
+    if _is_keras_lstm(cell) and isinstance(inputs, Projected):
+        return _fused_lstm(cell, _tensor(inputs.inputs), state, return_sequences)
+    if _is_keras_gru(cell) and not isinstance(inputs, Projected):
+        return _fused_gru(cell, _tensor(inputs), state, return_sequences)
+    return None
 
 
 def _is_keras_lstm(cell):
@@ -210,6 +287,11 @@ def _weights(cell, names, dtype):
     return weights if all(w.dtype == dtype for w in weights) else None
 
 
+def _train(*tensors):
+    """Whether the kernel keeps what its backward pass needs."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def _fused_lstm(cell, inputs, state, return_sequences):
     """A Keras `LSTMCell` over `inputs` (before the gates' projection):
     Keras's gates are `i, f, c, o`, PyTorch's `i, f, g, o`, the same
@@ -232,11 +314,11 @@ def _fused_lstm(cell, inputs, state, return_sequences):
         True,  # has_biases
         1,  # num_layers
         0.0,  # dropout
-        torch.is_grad_enabled(),  # train: keep what the backward pass needs
+        _train(inputs, hidden, carry, *weights),
         False,  # bidirectional
         False,  # batch_first
     )
-    return hidden[0], (hidden[0], carry[0]), outputs if return_sequences else None, None
+    return hidden[0], (hidden[0], carry[0]), outputs if return_sequences else None
 
 
 def _fused_gru(cell, inputs, state, return_sequences):
@@ -269,11 +351,11 @@ def _fused_gru(cell, inputs, state, return_sequences):
         True,  # has_biases
         1,  # num_layers
         0.0,  # dropout
-        torch.is_grad_enabled(),  # train
+        _train(inputs, hidden, *weights),
         False,  # bidirectional
         False,  # batch_first
     )
-    return hidden[0], (hidden[0],), outputs if return_sequences else None, None
+    return hidden[0], (hidden[0],), outputs if return_sequences else None
 
 
 def scan(step, carry, inputs):
