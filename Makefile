@@ -26,12 +26,26 @@ test: $(BIN)/activate
 	XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \
 		$(BIN)/python -m pytest -q tests/backends/test_jax_data_parallel.py
 
-# The core tests on PyTorch. Installs torch first: its wheel from the package
-# index is large (hundreds of MB, more with CUDA libraries), so `make test`
-# leaves it out.
-test-torch: $(BIN)/activate
-	$(BIN)/pip install --quiet -e '.[torch]'
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -q tests/backends
+# The tests marked any_backend on PyTorch, in a virtual environment of its
+# own (.venv-torch), so that `make test` never installs torch. Always the CPU
+# build of torch (`+cpu`, from PyTorch's CPU index or a local wheel that pip
+# finds): the default index's wheel would pull several GB of CUDA libraries.
+# torch comes first, alone (the CPU index is asked for it only); its own
+# dependencies come with the package's.
+TORCH_VENV := .venv-torch
+TORCH_BIN := $(TORCH_VENV)/bin
+TORCH := torch==2.13.0+cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
+$(TORCH_BIN)/activate: setup.py
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_BIN)/pip install --quiet --upgrade pip
+	$(TORCH_BIN)/pip install --quiet --no-deps --extra-index-url $(TORCH_INDEX) '$(TORCH)'
+	$(TORCH_BIN)/pip install --quiet -e '.[dev]' '$(TORCH)'
+	touch $@
+
+test-torch: $(TORCH_BIN)/activate
+	KERAS_BACKEND=torch $(TORCH_BIN)/python -m pytest -q -m any_backend tests
 
 # The oldest versions setup.py allows (TensorFlow 2.16, Keras 3.3), pinned in
 # requirements/oldest.txt, in a virtual environment of their own: on
@@ -78,4 +92,4 @@ benchmark: $(BIN)/activate
 	KERAS_BACKEND=jax $(BIN)/python benchmarks/train_step.py --output_dir=benchmarks/results_jax
 
 clean:
-	rm -rf $(VENV) $(OLDEST) *.egg-info runs
+	rm -rf $(VENV) $(OLDEST) $(TORCH_VENV) *.egg-info runs

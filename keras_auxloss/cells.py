@@ -6,7 +6,11 @@
 is taken out of the loop (and, for token inputs, into a table of every
 token's gates), and its step is written out in `recurrence.lstm_step`. A
 runner's state is a flat tuple of `(batch, size)` tensors; `run` is the one
-place where a recurrent run is put together.
+place where a recurrent run is put together. It hands `recurrence.run` the
+cell too: on PyTorch, Keras's LSTM and GRU cells run through PyTorch's
+fused kernels, which project their inputs themselves, so there the
+projection (`recurrence.project`) is deferred and there is no token table
+(`backends/torch.py`).
 """
 
 import keras
@@ -76,7 +80,13 @@ class CellRunner:
         if initial_output is None:
             initial_output = ops.zeros((ops.shape(state[0])[0], self.output_size), self.dtype)
         return recurrence.run(
-            self.step, inputs, tuple(state), initial_output, input_fn=input_fn, **options
+            self.step,
+            inputs,
+            tuple(state),
+            initial_output,
+            input_fn=input_fn,
+            cell=self.cell,
+            **options,
         )
 
 
@@ -84,10 +94,14 @@ class LSTMRunner(CellRunner):
     """Keras's `LSTMCell`, its input projection taken out of the loop."""
 
     def project(self, inputs):
-        return ops.matmul(ops.cast(inputs, self.dtype), self.cell.kernel) + self.cell.bias
+        return recurrence.project(self.gates, inputs)
 
     def token_table(self, embeddings):
-        return self.project(embeddings)
+        return recurrence.token_table(self.gates, embeddings)
+
+    def gates(self, inputs):
+        """The input's gate pre-activations `x @ W + b`."""
+        return ops.matmul(ops.cast(inputs, self.dtype), self.cell.kernel) + self.cell.bias
 
     def step(self, gates, state):
         return recurrence.lstm_step(gates, state, self.cell.recurrent_kernel)

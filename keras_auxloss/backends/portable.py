@@ -23,6 +23,18 @@ def lstm_step(gates, state, recurrent_kernel):
     return hidden, (hidden, cell)
 
 
+def project(gates, inputs):
+    """What `run` and `lstm_step` read for the LSTM's input gates of
+    `inputs`: `gates(inputs)`, computed here."""
+    return gates(inputs)
+
+
+def token_table(gates, embeddings):
+    """Every token's input gates, `gates(embeddings)`, looked up step by
+    step in a pass over a sequence."""
+    return gates(embeddings)
+
+
 def run(
     step,
     inputs,
@@ -35,10 +47,12 @@ def run(
     num_steps=None,
     return_sequences=False,
     zero_output_for_mask=False,
+    cell=None,
 ):
     """Runs one recurrent layer over time-major `inputs`; see
     `keras_auxloss.recurrence` and `backends/tensorflow.py` for the
     arguments and the returned `(output, state, sequences, captured)`."""
+    del cell  # No fused kernels here.
     output, captured = initial_output, ()
     if capture_after is not None:
         positions = ops.shape(capture_after)[1]

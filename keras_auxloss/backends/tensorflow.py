@@ -18,7 +18,11 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from keras_auxloss.backends.portable import lstm_step  # noqa: F401 (one LSTM step for all)
+from keras_auxloss.backends.portable import (  # noqa: F401 (one LSTM step for all)
+    lstm_step,
+    project,
+    token_table,
+)
 
 
 def run(
@@ -33,6 +37,7 @@ def run(
     num_steps: tf.Tensor | None = None,
     return_sequences: bool = False,
     zero_output_for_mask: bool = False,
+    cell=None,
 ):
     """Runs one recurrent layer over time-major `inputs`.
 
@@ -53,6 +58,10 @@ def run(
             the initial output and state.
         num_steps: how many steps to run, at most `time`; default all.
         return_sequences: also return every step's output.
+        cell: the Keras cell that `step` steps, or `None`. A backend with a
+            fused kernel for the cell may run a plain run through it (no
+            `input_fn`, `mask`, `capture_after` or `num_steps`): PyTorch's
+            for Keras's `LSTMCell` and `GRUCell`. Not read here.
 
     Returns:
         `(output, state, sequences, captured)`: `sequences` is
@@ -60,6 +69,7 @@ def run(
         of `(batch, positions, size)` tensors, the output then each state
         tensor, or `None`.
     """
+    del cell  # No fused kernels here.
     length = tf.shape(inputs)[0]
     steps = length if num_steps is None else num_steps
     inputs_ta = tf.TensorArray(inputs.dtype, size=length).unstack(inputs)
