@@ -89,7 +89,6 @@ format: $(BIN)/activate
 
 benchmark: $(BIN)/activate
 	$(BIN)/python benchmarks/train_step.py
-	KERAS_BACKEND=jax $(BIN)/python benchmarks/train_step.py --output_dir=benchmarks/results_jax
 
 clean:
 	rm -rf $(VENV) $(OLDEST) $(TORCH_VENV) *.egg-info runs
