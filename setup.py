@@ -1,8 +1,16 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The version is written once, in the package (read here without importing it).
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', Path("keras_auxloss/__init__.py").read_text(), re.M
+).group(1)
 
 setup(
     name="keras-auxloss",
-    version="0.2.0",
+    version=VERSION,
     description=(
         "Keras LSTMs for very long sequences: truncated backpropagation with "
         "auxiliary reconstruction or prediction losses (Trinh et al., 2018)."
@@ -29,6 +37,9 @@ setup(
             "tensorboard",
             "mlxtend",
         ],
+        # The API reference in docs/api (make docs), pinned: CI checks that
+        # the committed pages are what these versions render.
+        "docs": ["sphinx==9.0.4", "sphinx-markdown-builder==0.6.11"],
         # Other Keras backends (KERAS_BACKEND=jax or torch).
         "jax": ["jax"],
         "torch": ["torch"],
@@ -41,8 +52,10 @@ setup(
             "tensorboard",
             "mlxtend",
             "pytest",
-            "ruff",
+            # Pinned: make lint (CI) checks formatting, which changes between versions.
+            "ruff==0.17.6",
         ],
     },
     license="Apache-2.0",
+    license_files=["LICENSE"],
 )

@@ -2,10 +2,11 @@
 
 Trains an LSTM and an r-LSTM truncated to the same `bptt` steps (and, on
 request, a p-LSTM and full-backpropagation references) on one task, one or
-several seeds each, then prints one row per model: model, bptt, anchors x l, test
-accuracy (mean ± standard deviation over the seeds) and seconds per run.
+several seeds each, then prints one row per model: model, bptt, anchors x l,
+accuracy on the test set (mean ± standard deviation over the seeds) and
+seconds per run.
 
-Two tasks, each with its settings fixed here (`TASKS`):
+Two tasks, each with its settings fixed in `presets.py` (`TASKS`):
 
 - `generated` (the default): the task of `generated_task.py` (the evidence ends `gap`
   steps before the end of each sequence, `bptt < gap`);
@@ -20,128 +21,156 @@ Two tasks, each with its settings fixed here (`TASKS`):
     python examples/demo.py --task=mnist5k --seeds=0,1,2 \\
         --models=lstm,r-lstm,p-lstm,lstm-full-bp,r-lstm-full-bp
 
-Each run writes its history, curves, TensorBoard logs and model under
-`--output_dir/<model>-seed<seed>` (see `train.py`); the table goes to
-`results.md`, every run's numbers to `results.json`, and the training curves
-of all models (mean over seeds) to `curves.png`, all in `--output_dir`.
+Every field of `Config` (`config.py`) but `dataset`, `model`, `seed` and
+`output_dir` (set by `--task`, `--models`, `--seeds` and the demo) has a flag
+of its name that overrides the task's setting in every run, so ablations
+need no code; `--evaluate_on=validation` evaluates on the validation split
+and never reads the test set:
+
+    python examples/demo.py --task=mnist5k --evaluate_on=validation \\
+        --num_anchors=4 --aux_length=25 --models=r-lstm --seeds=0,1,2
+
+(`--train_size` is `--generated_train_size`.) Each run writes its history,
+curves, TensorBoard logs and model under `--output_dir/<model>-seed<seed>`
+(see `train.py`); the table goes to `results.md`, every run's numbers to
+`results.json` (with the task's settings as overridden), and the training
+curves of all models (mean over seeds) to `curves.png`, all in
+`--output_dir`.
 """
 
+import dataclasses
 import json
 import os
 import shlex
 import statistics
 import sys
 
+import experiment
+import generated_task
+import plots
 from absl import app, flags
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import train  # noqa: E402
-
-# name: (train.py model, full backpropagation)
-MODELS = {
-    "lstm": ("lstm", False),
-    "r-lstm": ("r-lstm", False),
-    "p-lstm": ("p-lstm", False),
-    "lstm-full-bp": ("lstm", True),
-    "r-lstm-full-bp": ("r-lstm", True),
-}
-
-# The settings of each task, chosen before measuring (see examples/README.md
-# for why). `pretrain_epochs` applies to the models with an auxiliary loss;
-# models without one train `pretrain_epochs + epochs` epochs on their loss, so
-# that every model sees the data as many times.
-_MNIST5K = dict(
-    mnist_size=14,
-    units=64,
-    embedding_dim=32,
-    bptt=20,
-    aux_length=100,
-    num_anchors=1,
-    pretrain_epochs=2,
-    epochs=28,
-    batch_size=32,
-    learning_rate=2e-3,
-    clipnorm=1.0,
-)
-TASKS = {
-    "generated": dict(
-        generated_train_size=3000,
-        units=64,
-        embedding_dim=16,
-        bptt=10,
-        aux_length=40,
-        num_anchors=4,
-        pretrain_epochs=0,
-        epochs=6,
-        batch_size=32,
-        learning_rate=1e-3,
-        clipnorm=1.0,
-    ),
-    "mnist5k": _MNIST5K,
-    "pmnist5k": _MNIST5K,
-}
-# The default task and, per task, the default models (`make demo`).
-DEFAULT_TASK = "generated"
-DEFAULT_MODELS = {
-    "generated": ["lstm", "r-lstm", "lstm-full-bp"],
-    "mnist5k": ["lstm", "r-lstm"],
-    "pmnist5k": ["lstm", "r-lstm"],
-}
+from config import Config, config_values_from_flags, define_config_flags
+from presets import DEFAULT_MODELS, DEFAULT_TASK, MODELS, RUN_DEFAULTS, TASKS
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", DEFAULT_TASK, list(TASKS), "The task, with its settings.")
-flags.DEFINE_list("models", None, f"Some of {list(MODELS)} (default: the task's).")
-flags.DEFINE_list("seeds", ["0"], "One run per model and seed.")
-flags.DEFINE_integer("epochs", None, "Joint epochs (default: the task's).", lower_bound=0)
-flags.DEFINE_integer(
-    "pretrain_epochs", None, "Auxiliary-only epochs (default: the task's).", lower_bound=0
-)
-flags.DEFINE_integer("train_size", None, "generated: training examples (default: the task's).")
-flags.DEFINE_integer("train_steps", None, "Batches per epoch (default: all).", lower_bound=1)
-flags.DEFINE_integer(
-    "sequence_length", train.generated_task.LENGTH, "generated: steps per sequence."
-)
-flags.DEFINE_string("output_dir", None, "Outputs (default: runs/demo-<task>).")
+# The `Config` fields that the demo sets itself, from its own flags.
+SET_BY_DEMO = ("dataset", "model", "seed", "output_dir")
+OVERRIDES = [field.name for field in dataclasses.fields(Config) if field.name not in SET_BY_DEMO]
 
 
-def settings():
-    """The task's settings with the flags that override them."""
-    values = dict(TASKS[FLAGS.task])
-    for name, flag in (
-        ("epochs", "epochs"),
-        ("pretrain_epochs", "pretrain_epochs"),
-        ("generated_train_size", "train_size"),
-    ):
-        if FLAGS[flag].value is not None:
-            values[name] = FLAGS[flag].value
-    return values
+def task_defaults(task: str) -> dict:
+    """Every `Config` field a run of `task` gets when no flag overrides it."""
+    defaults = {field.name: field.default for field in dataclasses.fields(Config)}
+    return {**defaults, **RUN_DEFAULTS[task], **TASKS[task]}
 
 
-def config(model, seed, output_dir):
+def describe_default(name: str) -> str:
+    """The end of an override flag's help: its default in each task."""
+    values = {task: task_defaults(task)[name] for task in TASKS}
+    given = {task: value for task, value in values.items() if value is not None}
+    if not given:
+        return ""  # The field's help says what None means.
+    if len(set(values.values())) == 1:
+        return f"Default: {next(iter(given.values()))}."
+    return "Default: " + ", ".join(f"{task} {value}" for task, value in given.items()) + "."
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """The demo's own flags, and an override flag per `Config` field in
+    `OVERRIDES`, generated from `Config` with the tasks' defaults in its
+    help. Called by `__main__` only, as `train.py` does."""
+    given = dict(flag_values=flag_values)
+    flags.DEFINE_enum("task", DEFAULT_TASK, list(TASKS), "The task, with its settings.", **given)
+    flags.DEFINE_list("models", None, f"Some of {list(MODELS)} (default: the task's).", **given)
+    flags.DEFINE_list("seeds", ["0"], "One run per model and seed.", **given)
+    flags.DEFINE_string("output_dir", None, "Outputs (default: runs/demo-<task>).", **given)
+    define_config_flags(flag_values, skip=SET_BY_DEMO, describe_default=describe_default)
+    flags.DEFINE_alias("train_size", "generated_train_size", **given)
+
+
+@dataclasses.dataclass
+class Plan:
+    """What the demo runs, as its flags say."""
+
+    task: str
+    models: list[str]
+    seeds: list[str]
+    # The task's settings with the flags' overrides; results.json records them.
+    settings: dict
+    output_dir: str
+
+    @property
+    def run_values(self) -> dict:
+        """The `Config` fields every run gets: `RUN_DEFAULTS` and `settings`."""
+        return {**RUN_DEFAULTS[self.task], **self.settings}
+
+
+def plan_from_flags(flag_values: flags.FlagValues = FLAGS) -> Plan:
+    """The `Plan` of the parsed flags; unknown `--models` are a usage error."""
+    task = flag_values.task
+    models = DEFAULT_MODELS[task] if flag_values.models is None else flag_values.models
+    unknown = set(models) - set(MODELS)
+    if unknown:
+        raise app.UsageError(
+            f"Unknown --models {sorted(unknown)}; expected some of {list(MODELS)}."
+        )
+    return Plan(
+        task=task,
+        models=list(models),
+        seeds=list(flag_values.seeds),
+        settings={**TASKS[task], **config_values_from_flags(flag_values, OVERRIDES)},
+        output_dir=flag_values.output_dir or os.path.join("runs", f"demo-{task}"),
+    )
+
+
+def run_config(plan: Plan, model: str, seed: str) -> Config:
+    """The `Config` of one run: `model` (a name of `MODELS`) with `seed`."""
     model_type, full_bp = MODELS[model]
-    values = settings()
+    values = plan.run_values
     if model_type == "lstm":  # As many epochs as the two phases together.
         values["epochs"] += values.pop("pretrain_epochs")
     if full_bp:
         values["bptt"] = None
-    if FLAGS.task == "generated":
-        values["sequence_length"] = FLAGS.sequence_length
-    return train.Config(
-        dataset=FLAGS.task,
+    return Config(
+        dataset=plan.task,
         model=model_type,
-        train_steps=FLAGS.train_steps,
-        seed=seed,
-        output_dir=os.path.join(output_dir, f"{model}-seed{seed}"),
-        verbose=2,
+        seed=int(seed),
+        output_dir=os.path.join(plan.output_dir, f"{model}-seed{seed}"),
         **values,
     )
 
 
-def row(model, runs):
-    values = settings()
-    accuracies = [run["test_accuracy"] for run in runs]
+def caption(plan: Plan) -> str:
+    """What was trained, and on which split it was evaluated."""
+    values = plan.run_values
+    validation = values.get("evaluate_on") == "validation"
+    if plan.task == "generated":
+        task = (
+            f"Generated task: {values['sequence_length']} steps, evidence ends "
+            f"{generated_task.GAP} steps before the end; chance is "
+            f"{1 / generated_task.NUM_CLASSES:.2f}."
+        )
+    else:
+        size = values["mnist_size"]
+        digits = (
+            "3,500 real MNIST digits to train, 500 held out of the 4,000 training digits to "
+            "validate"
+            if validation
+            else "4,000 real MNIST digits to train, 1,000 to test"
+        )
+        task = f"{plan.task}: {digits}, {size} x {size} ({size**2} steps); chance is 0.10."
+    split = (
+        "Evaluated on the validation split; the test set was not read."
+        if validation
+        else "Evaluated on the test set."
+    )
+    return f"{task} {split} Seeds: {', '.join(plan.seeds)}."
+
+
+def row(plan: Plan, model: str, runs: list[dict]) -> str:
+    """A model's row of the table: its accuracy over the seeds."""
+    values = plan.settings
+    accuracies = [run["accuracy"] for run in runs]
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
     _, full_bp = MODELS[model]
     windows = (
@@ -155,82 +184,47 @@ def row(model, runs):
     )
 
 
-def caption():
-    if FLAGS.task == "generated":
-        task = train.generated_task
-        return (
-            f"Generated task: {FLAGS.sequence_length} steps, evidence ends {task.GAP} "
-            f"steps before the end; chance is {1 / task.NUM_CLASSES:.2f}."
-        )
-    values = settings()
-    steps = values["mnist_size"] ** 2
-    return (
-        f"{FLAGS.task}: 4,000 real MNIST digits to train, 1,000 to test, "
-        f"{values['mnist_size']} x {values['mnist_size']} ({steps} steps); chance is 0.10."
+def table(plan: Plan, results: dict) -> list[str]:
+    """The lines of `results.md`: caption, a row per model, the command."""
+    evaluated_on = plan.run_values.get("evaluate_on", "test")
+    return [
+        caption(plan),
+        "",
+        f"| model | bptt | anchors x l | {evaluated_on} accuracy | per seed | seconds |",
+        "|---|---:|---|---:|---|---:|",
+        *(row(plan, model, results[model]) for model in plan.models),
+        "",
+        f"Command: `python examples/demo.py {shlex.join(sys.argv[1:])}`",
+    ]
+
+
+def report(plan: Plan, results: dict) -> None:
+    """Prints the table and writes `results.md`, `results.json` and
+    `curves.png` to the plan's output directory."""
+    lines = table(plan, results)
+    print("\n" + "\n".join(lines))
+    os.makedirs(plan.output_dir, exist_ok=True)
+    with open(os.path.join(plan.output_dir, "results.md"), "w") as file:
+        file.write("\n".join(lines) + "\n")
+    with open(os.path.join(plan.output_dir, "results.json"), "w") as file:
+        json.dump({"settings": plan.settings, "task": plan.task, "runs": results}, file, indent=1)
+    plots.plot_mean_curves(
+        results,
+        os.path.join(plan.output_dir, "curves.png"),
+        f"{plan.task}: training curves, mean over seeds {', '.join(plan.seeds)}",
     )
-
-
-def plot_curves(results, path):
-    """Training loss and accuracy against epochs, mean over seeds, a line a model."""
-    figure = Figure(figsize=(9, 3.5), layout="constrained")
-    FigureCanvasAgg(figure)
-    figure.suptitle(f"{FLAGS.task}: training curves, mean over seeds {', '.join(FLAGS.seeds)}")
-    for axes, name in zip(figure.subplots(1, 2), ("loss", "accuracy")):
-        for color, (model, runs) in enumerate(results.items()):
-            columns = [
-                [
-                    (epoch, value)
-                    for epoch, value in zip(run["history"]["epoch"], run["history"].get(name, []))
-                    if value is not None
-                ]
-                for run in runs
-            ]
-            if not columns[0]:
-                continue
-            epochs = [epoch for epoch, _ in columns[0]]
-            means = [
-                statistics.mean(column[i][1] for column in columns) for i in range(len(epochs))
-            ]
-            axes.plot(epochs, means, f"C{color}o-", markersize=3, label=model)
-        axes.set_xlabel("epoch")
-        axes.set_title(
-            f"training {name}" + (" (auxiliary alone in pretraining)" if name == "loss" else "")
-        )
-        axes.legend(fontsize="small")
-    figure.savefig(path, dpi=100)
 
 
 def main(argv):
     del argv
-    if FLAGS.models is None:
-        FLAGS.models = DEFAULT_MODELS[FLAGS.task]
-    unknown = set(FLAGS.models) - set(MODELS)
-    if unknown:
-        raise app.UsageError(
-            f"Unknown --models {sorted(unknown)}; expected some of {list(MODELS)}."
-        )
-    output_dir = FLAGS.output_dir or os.path.join("runs", f"demo-{FLAGS.task}")
+    plan = plan_from_flags()
     results = {
-        model: [train.run(config(model, int(seed), output_dir)) for seed in FLAGS.seeds]
-        for model in FLAGS.models
+        model: [experiment.run(run_config(plan, model, seed)) for seed in plan.seeds]
+        for model in plan.models
     }
-    table = [
-        f"{caption()} Seeds: {', '.join(FLAGS.seeds)}.",
-        "",
-        "| model | bptt | anchors x l | test accuracy | per seed | seconds |",
-        "|---|---:|---|---:|---|---:|",
-        *(row(model, results[model]) for model in FLAGS.models),
-        "",
-        f"Command: `python examples/demo.py {shlex.join(sys.argv[1:])}`",
-    ]
-    print("\n" + "\n".join(table))
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "results.md"), "w") as file:
-        file.write("\n".join(table) + "\n")
-    with open(os.path.join(output_dir, "results.json"), "w") as file:
-        json.dump({"settings": settings(), "task": FLAGS.task, "runs": results}, file, indent=1)
-    plot_curves(results, os.path.join(output_dir, "curves.png"))
+    report(plan, results)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -23,6 +23,7 @@ import time
 import keras
 import numpy as np
 from absl import app, flags
+from resident_memory import resident_gib
 
 from keras_auxloss import AuxLossLSTM
 
@@ -52,14 +53,6 @@ def make_stream(length, regimes, mean_regime_length, seed):
     own = regime * TOKENS_PER_REGIME + rng.integers(TOKENS_PER_REGIME, size=length)
     tokens = np.where(rng.random(length) < 0.6, own, rng.integers(vocab, size=length))
     return tokens.astype("int32"), regime.astype("int32")
-
-
-def resident_gib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 2**20
-    return float("nan")
 
 
 def build_model(vocab_size, chunk):

@@ -1,23 +1,42 @@
 """keras-auxloss: recurrent networks for very long sequences, trained with
 truncated backpropagation and auxiliary losses (Trinh et al., ICML 2018).
 
-Where things are:
+`AuxLossRNN.call` is the method in three steps; each has its module:
 
-- `windows.py`: where the windows lie; `sample_window_starts` draws the
-  anchors;
-- `recurrence.py`: the loop over time, behind one small interface
-  (`backends/tensorflow.py`; `backends/portable.py` for JAX and PyTorch);
-- `cells.py`: how a cell is stepped (any Keras cell; a fast LSTM path);
-- `aux_loss_rnn.py`: the layer; `AuxLossRNN._truncated_run` is where
-  truncation happens, `AuxLossRNN.call` where the auxiliary loss is added;
-- `auxiliary.py`: the auxiliary decoder and its loss;
-- `aux_loss_lstm.py`, `aux_loss_gru.py`: the layers for Keras's LSTM and GRU
-  cells, sized by `units` (`keras_cell_layer.py`); `arguments.py`: the
-  checks of every argument;
-- `loss_tracker.py`: the `aux_loss` metric, its name, and when the loss is
-  measured (training, and `evaluate` on held-out data);
-- `distribute.py`: `fix_multi_worker_fit`, for `model.fit` under
-  `tf.distribute.MultiWorkerMirroredStrategy` (imported on its own).
+1. `windows.py`: where the windows lie; `windows.locate` draws the anchors
+   (`sample_window_starts`) and places the supervised window;
+2. `truncation.py`: where truncation happens: every cut of the recurrent
+   state, the capture pass and the supervised window;
+3. `auxiliary.py`: the auxiliary loss at the anchors (`reconstruction_loss`,
+   `prediction_loss`) and the decoder; `AuxLossRNN.call` adds it with
+   `add_loss`.
+
+Around them: `aux_loss_rnn.py` (the layer), `aux_loss_lstm.py`,
+`aux_loss_gru.py` and `keras_cell_layer.py` (the layers on Keras's LSTM and
+GRU cells, sized by `units`); `arguments.py` (every argument's name,
+default, check and documentation, once); `main_network.py` (how the main
+cell reads its inputs); `cells.py` (how a cell is stepped); `recurrence.py`
+and `backends/` (the loop over time per Keras backend); `inputs.py` (inputs
+and masks as Keras takes them, and their run-time checks); `streams.py`
+(initial and carried state); `loss_tracker.py` (the `aux_loss` metric and
+its name); `testing.py` (fixing the anchors in tests); `distribute.py`
+(`keras_auxloss.distribute.fix_multi_worker_fit`, imported on its own).
+
+Glossary:
+
+- anchor: a position drawn at random in a sequence, where the auxiliary
+  decoder starts from the main network's state. For reconstruction it is
+  the last step of its window (the decoder reconstructs the `aux_length`
+  steps that end there); for prediction the first (the decoder predicts
+  the `aux_length` steps that follow it).
+- window: a span of steps run again differentiably from a state cut from
+  the gradient; the gradient reaches the inputs through windows only.
+- window start: a window's first step. The state "at a window's start" is
+  the state after the step before it.
+- supervised window: the last `bptt` steps up to each sequence's last
+  valid step, through which the supervised loss backpropagates.
+- capture: keeping the output and state where each window starts, during
+  one pass over the whole sequence outside the gradient (the capture pass).
 """
 
 from keras_auxloss.aux_loss_gru import AuxLossGRU
@@ -25,4 +44,4 @@ from keras_auxloss.aux_loss_lstm import AuxLossLSTM
 from keras_auxloss.aux_loss_rnn import AuxLossRNN
 
 __all__ = ["AuxLossGRU", "AuxLossLSTM", "AuxLossRNN"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

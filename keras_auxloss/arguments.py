@@ -1,9 +1,343 @@
-"""Checks of the layers' constructor arguments: each error names the
-argument, the value received and what was expected."""
+"""The layers' arguments, written once: each one's name, default, check and
+documentation (`ARGUMENTS`). The constructors read them through `parse`,
+`get_config` through `NAMES`; the signatures and the `Args:` sections of
+the docstrings are made from them (`documentation.documented`). Every error
+names the argument, the value received and what was expected."""
 
+import dataclasses
+import math
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 AUX_LOSSES = ("reconstruct", "predict")
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a "
+            f"positive integer, got {value!r}."
+        )
+
+
+def _optional(check):
+    def check_optional(name, value):
+        if value is not None:
+            check(name, value)
+
+    return check_optional
+
+
+def _number(low, high, expected, high_open=False):
+    def check_number(name, value):
+        ok = (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and low <= value <= high
+            and not (high_open and value == high)
+        )
+        if not ok:
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`, expected {expected}, "
+                f"got {value!r}."
+            )
+
+    return check_number
+
+
+def _finite(check):
+    def check_finite(name, value):
+        check(name, value)
+        if not math.isfinite(value):
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`, expected a finite "
+                f"number, got {value!r}."
+            )
+
+    return check_finite
+
+
+def _boolean(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a bool, got {value!r}."
+        )
+
+
+def _aux_loss(name, value):
+    if value not in AUX_LOSSES + (None,):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected "
+            f"one of 'reconstruct', 'predict' or None, got {value!r}."
+        )
+
+
+def _seed(name, value):
+    if value is not None and not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected an "
+            f"integer or None, got {value!r}."
+        )
+
+
+def _as_float(value):
+    return float(value)
+
+
+def _unchanged(value):
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Argument:
+    """One argument: `check(name, value)` raises a `ValueError` for a bad
+    value, `convert` gives the value the layer keeps."""
+
+    name: str
+    default: Any
+    check: Callable[[str, Any], None]
+    doc: str
+    convert: Callable[[Any], Any] = _unchanged
+
+
+ARGUMENTS = (
+    Argument(
+        "aux_loss",
+        "reconstruct",
+        _aux_loss,
+        '`"reconstruct"` (the paper\'s r-LSTM), `"predict"` (p-LSTM), or `None` for a plain '
+        "recurrent network truncated to `bptt` steps (the paper's baseline).",
+    ),
+    Argument(
+        "num_anchors",
+        1,
+        check_positive_int,
+        "Positive int, anchors drawn per example and step. Windows may overlap; each gets "
+        "its own truncation.",
+    ),
+    Argument(
+        "aux_length",
+        600,
+        check_positive_int,
+        "Int, the subsequence length `l`: tokens reconstructed before an anchor (anchor "
+        'included) or predicted after it. At least 2 for `"reconstruct"` (the decoder is '
+        "fed the first token of the window and predicts the other `l - 1`).",
+    ),
+    Argument(
+        "bptt",
+        300,
+        _optional(check_positive_int),
+        "Positive int, how many final steps the supervised gradient flows through, or "
+        '`None` for full backpropagation ("Full BP"). The auxiliary gradient stays truncated '
+        "either way.",
+    ),
+    Argument(
+        "vocab_size",
+        None,
+        _optional(check_positive_int),
+        "Int or `None`. An int means inputs are integer token ids `(batch, time)` in "
+        "`[0, vocab_size)`, embedded by the layer, and the auxiliary head predicts token ids "
+        "with cross entropy. `None` means inputs are floats `(batch, time, features)` and "
+        "the head regresses the input vectors with mean squared error.",
+    ),
+    Argument(
+        "embedding_dim",
+        128,
+        check_positive_int,
+        "Positive int, size of the token embedding (token inputs only).",
+    ),
+    Argument(
+        "aux_units",
+        None,
+        _optional(check_positive_int),
+        "Positive int, size of the decoder's upper LSTM layers (and of its bottom one for "
+        '`"predict"`). `None` means the main network\'s output size (`units`); with '
+        '`"reconstruct"` it must equal it, since the decoder\'s bottom layer starts from '
+        "the main network's state.",
+    ),
+    Argument(
+        "aux_layers",
+        2,
+        check_positive_int,
+        "Positive int, number of decoder layers. The bottom one starts from the main state "
+        "at the anchor (reconstruct) or reads the main network's outputs (predict); the "
+        "others start at zero.",
+    ),
+    Argument(
+        "aux_hidden",
+        256,
+        check_positive_int,
+        "Positive int, width of the decoder's feed-forward head.",
+    ),
+    Argument(
+        "aux_dropout",
+        0.5,
+        _number(0.0, 1.0, "a float in [0, 1)", high_open=True),
+        "Float in `[0, 1)`, dropout in the head (in training only).",
+        _as_float,
+    ),
+    Argument(
+        "aux_weight",
+        1.0,
+        _finite(_number(0.0, math.inf, "a non-negative float")),
+        "Non-negative finite float, weight of the auxiliary loss in the total loss.",
+        _as_float,
+    ),
+    Argument(
+        "scheduled_sampling",
+        0.0,
+        _number(0.0, 1.0, "a float in [0, 1]"),
+        "Float in `[0, 1]`, the probability of feeding the reconstruction decoder its own "
+        "sampled prediction instead of the true token at each step after the first. Token "
+        'inputs with `"reconstruct"` only; its embedding gradient is dense. `0.0` is '
+        "teacher forcing.",
+        _as_float,
+    ),
+    Argument(
+        "return_sequences",
+        False,
+        _boolean,
+        "Bool, return every step's output instead of the last one. In training, outputs "
+        "before the last `bptt` steps carry no gradient.",
+    ),
+    Argument(
+        "return_state",
+        False,
+        _boolean,
+        "Bool, also return the final state tensors (for an LSTM `h` and `c`, for a GRU `h`).",
+    ),
+    Argument(
+        "mask_zero",
+        False,
+        _boolean,
+        "Bool, treat token id 0 as padding and mask it (token inputs only), as "
+        "`keras.layers.Embedding(mask_zero=True)` does.",
+    ),
+    Argument(
+        "validate_inputs",
+        False,
+        _boolean,
+        "Bool, check every batch at run time: token ids must lie in `[0, vocab_size)`, "
+        "float inputs must be finite; a bad batch stops the call with an error naming the "
+        'problem (see "Bad data" in the README). Unchecked, a negative id `-k` is read as '
+        "`vocab_size - k`, as `keras.layers.Embedding` reads it, and a NaN input makes the "
+        "loss NaN (stop training on it with `keras.callbacks.TerminateOnNaN`). XLA drops "
+        "the checks.",
+    ),
+    Argument(
+        "seed",
+        None,
+        _seed,
+        "Int or `None`, seed of the anchors, the head's dropout and scheduled sampling.",
+    ),
+    Argument(
+        "stateful",
+        False,
+        _boolean,
+        "Bool, carry the final state of each sequence in a batch over to the same row of "
+        "the next batch (streams read in chunks), cut from the gradient; `reset_state()` "
+        "zeroes it. Needs a fixed batch size.",
+    ),
+    Argument(
+        "zero_output_for_mask",
+        False,
+        _boolean,
+        "Bool, output zeros at masked steps instead of the previous step's output, as "
+        "`keras.layers.RNN(zero_output_for_mask=True)` does (so a sequence whose last steps "
+        "are masked ends with a zero output).",
+    ),
+    Argument(
+        "aux_sampled_softmax",
+        None,
+        _optional(check_positive_int),
+        "Int or `None`. An int `K` makes the auxiliary head score each position's target "
+        "against `K` negative tokens drawn uniformly per step (a sampled softmax) instead "
+        "of the whole vocabulary: for large vocabularies (words, subwords), where the full "
+        "softmax over every predicted position dominates the step's time and memory. The "
+        "logged `aux_loss` is then the sampled loss, which underestimates the full cross "
+        "entropy. Token inputs only, at most `vocab_size`, not with `scheduled_sampling` "
+        "(which samples from the full softmax). `None` is the full softmax.",
+    ),
+)
+# Arguments of Keras's recurrent layers that these layers do not take: the
+# reason, for the error that refuses a true value (a false one is Keras's
+# default, and accepted).
+REFUSED = {
+    "go_backwards": "the windows are read forward; reverse the sequence before the layer "
+    "(keras.ops.flip(x, axis=1)) to read it backward",
+    "unroll": "the loop over time is never unrolled (its length is that of the sequence)",
+}
+NAMES = tuple(argument.name for argument in ARGUMENTS)
+
+
+def parse(args, kwargs):
+    """`(options, base_kwargs)`: the layer's arguments, given by position or
+    by name, checked and completed with their defaults, and the keyword
+    arguments left for the base `keras.layers.Layer` (`name`, `dtype`, ...)."""
+    if len(args) > len(ARGUMENTS):
+        raise TypeError(
+            f"Expected at most {len(ARGUMENTS) + 1} positional arguments, got {len(args) + 1}."
+        )
+    options = {}
+    for argument, value in zip(ARGUMENTS, args):
+        if argument.name in kwargs:
+            raise TypeError(f"Got multiple values for argument `{argument.name}`.")
+        options[argument.name] = value
+    base_kwargs = dict(kwargs)
+    for name, reason in REFUSED.items():
+        if base_kwargs.pop(name, False):
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`, expected False: {reason}."
+            )
+    for argument in ARGUMENTS:
+        value = options.get(argument.name, base_kwargs.pop(argument.name, argument.default))
+        argument.check(argument.name, value)
+        options[argument.name] = argument.convert(value)
+    return options, base_kwargs
+
+
+def check_combination(options, units):
+    """Checks the arguments that constrain each other, once each is valid."""
+    aux_loss, vocab_size = options["aux_loss"], options["vocab_size"]
+    if aux_loss == "reconstruct" and options["aux_length"] < 2:
+        raise ValueError(
+            "Received an invalid value for argument `aux_length`, expected "
+            "an integer of at least 2 with aux_loss='reconstruct' (the "
+            "decoder is fed the window's first token and predicts the "
+            f"rest), got {options['aux_length']!r}."
+        )
+    if aux_loss == "reconstruct" and options["aux_units"] != units:
+        raise ValueError(
+            f"Arguments `aux_units`={options['aux_units']} and `units`={units} conflict: "
+            "with aux_loss='reconstruct' the decoder's bottom layer starts "
+            "from the main network's state, so they must be equal."
+        )
+    if options["scheduled_sampling"] and (aux_loss != "reconstruct" or vocab_size is None):
+        raise ValueError(
+            "Argument `scheduled_sampling` applies only to token inputs "
+            "(`vocab_size` set) with aux_loss='reconstruct'; got "
+            f"scheduled_sampling={options['scheduled_sampling']!r} with "
+            f"aux_loss={aux_loss!r} and vocab_size={vocab_size!r}."
+        )
+    sampled = options["aux_sampled_softmax"]
+    if sampled is not None and (vocab_size is None or sampled > vocab_size):
+        raise ValueError(
+            "Received an invalid value for argument `aux_sampled_softmax`, expected a "
+            "number of negative tokens of at most `vocab_size` (token inputs only), got "
+            f"aux_sampled_softmax={sampled!r} with vocab_size={vocab_size!r}."
+        )
+    if sampled is not None and options["scheduled_sampling"]:
+        raise ValueError(
+            f"Arguments `aux_sampled_softmax`={sampled} and `scheduled_sampling`="
+            f"{options['scheduled_sampling']} conflict: scheduled sampling draws the "
+            "decoder's inputs from the full softmax. Use one of them."
+        )
+    if options["mask_zero"] and vocab_size is None:
+        raise ValueError(
+            "Argument `mask_zero`=True masks the token id 0, so it needs token "
+            "inputs: set `vocab_size`, or mask float inputs with keras.layers.Masking."
+        )
 
 
 def check_cell(cell):
@@ -25,108 +359,3 @@ def check_cell(cell):
                 "apply: its windows run the cell without dropout. Use a cell without "
                 "dropout, and `aux_dropout` or a Dropout layer on the outputs."
             )
-
-
-def check_arguments(
-    *,
-    units,
-    aux_loss,
-    num_anchors,
-    aux_length,
-    bptt,
-    vocab_size,
-    embedding_dim,
-    aux_units,
-    aux_layers,
-    aux_hidden,
-    aux_dropout,
-    aux_weight,
-    scheduled_sampling,
-    return_sequences,
-    return_state,
-    mask_zero,
-    validate_inputs,
-    stateful,
-    seed,
-):
-    """Checks every argument of `AuxLossRNN` (and so of its subclasses)."""
-    if aux_loss not in AUX_LOSSES + (None,):
-        raise ValueError(
-            "Received an invalid value for argument `aux_loss`, expected "
-            f"one of 'reconstruct', 'predict' or None, got {aux_loss!r}."
-        )
-    check_positive_int("num_anchors", num_anchors)
-    check_positive_int("aux_length", aux_length)
-    if aux_loss == "reconstruct" and aux_length < 2:
-        raise ValueError(
-            "Received an invalid value for argument `aux_length`, expected "
-            "an integer of at least 2 with aux_loss='reconstruct' (the "
-            "decoder is fed the window's first token and predicts the "
-            f"rest), got {aux_length!r}."
-        )
-    if bptt is not None:
-        check_positive_int("bptt", bptt)
-    if vocab_size is not None:
-        check_positive_int("vocab_size", vocab_size)
-    check_positive_int("embedding_dim", embedding_dim)
-    check_positive_int("aux_units", aux_units)
-    if aux_loss == "reconstruct" and aux_units != units:
-        raise ValueError(
-            f"Arguments `aux_units`={aux_units} and `units`={units} conflict: "
-            "with aux_loss='reconstruct' the decoder's bottom layer starts "
-            "from the main network's state, so they must be equal."
-        )
-    check_positive_int("aux_layers", aux_layers)
-    check_positive_int("aux_hidden", aux_hidden)
-    check_number("aux_dropout", aux_dropout, 0.0, 1.0, "a float in [0, 1)", high_open=True)
-    check_number("aux_weight", aux_weight, 0.0, float("inf"), "a non-negative float")
-    check_number("scheduled_sampling", scheduled_sampling, 0.0, 1.0, "a float in [0, 1]")
-    if scheduled_sampling and (aux_loss != "reconstruct" or vocab_size is None):
-        raise ValueError(
-            "Argument `scheduled_sampling` applies only to token inputs "
-            "(`vocab_size` set) with aux_loss='reconstruct'; got "
-            f"scheduled_sampling={scheduled_sampling!r} with "
-            f"aux_loss={aux_loss!r} and vocab_size={vocab_size!r}."
-        )
-    for name, value in (
-        ("return_sequences", return_sequences),
-        ("return_state", return_state),
-        ("mask_zero", mask_zero),
-        ("validate_inputs", validate_inputs),
-        ("stateful", stateful),
-    ):
-        if not isinstance(value, bool):
-            raise ValueError(
-                f"Received an invalid value for argument `{name}`, expected a bool, got {value!r}."
-            )
-    if mask_zero and vocab_size is None:
-        raise ValueError(
-            "Argument `mask_zero`=True masks the token id 0, so it needs token "
-            "inputs: set `vocab_size`, or mask float inputs with keras.layers.Masking."
-        )
-    if seed is not None and not isinstance(seed, numbers.Integral):
-        raise ValueError(
-            "Received an invalid value for argument `seed`, expected an "
-            f"integer or None, got {seed!r}."
-        )
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a "
-            f"positive integer, got {value!r}."
-        )
-
-
-def check_number(name, value, low, high, expected, high_open=False):
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and low <= value <= high
-        and not (high_open and value == high)
-    )
-    if not ok:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected {expected}, got {value!r}."
-        )

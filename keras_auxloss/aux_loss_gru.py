@@ -3,10 +3,19 @@ auxiliary reconstruction or prediction loss at random anchors."""
 
 import keras
 
+from keras_auxloss.documentation import documented
 from keras_auxloss.keras_cell_layer import KerasCellLayer
 
 
 @keras.saving.register_keras_serializable(package="keras_auxloss")
+@documented(
+    "units",
+    "Positive int, size of the main GRU.",
+    "The keyword arguments of `keras.layers.GRUCell` (`kernel_initializer`, "
+    "`recurrent_initializer`, `bias_initializer`, `use_bias`, the regularizers and "
+    "constraints, ...), which go to the cell as `keras.layers.GRU` passes them; and "
+    "base layer keyword arguments, such as `name` and `dtype`.",
+)
 class AuxLossGRU(KerasCellLayer):
     """GRU with truncated backpropagation and an unsupervised auxiliary loss.
 
@@ -18,28 +27,30 @@ class AuxLossGRU(KerasCellLayer):
     masking and the auxiliary loss are those of `AuxLossRNN`; see there.
 
     Args:
-        units: Positive int, size of the main GRU.
-        aux_loss, num_anchors, aux_length, bptt, vocab_size, embedding_dim,
-        aux_units, aux_layers, aux_hidden, aux_dropout, aux_weight,
-        scheduled_sampling, return_sequences, return_state, mask_zero,
-        validate_inputs, seed, stateful: as for `AuxLossRNN`.
-        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+    {arguments}
+
+    Call arguments:
+    {call_arguments}
 
     Output shape:
         `(batch, units)`, or `(batch, time, units)` with
         `return_sequences=True`; with `return_state=True`, a list
         `[output, h]`.
 
+    Masking:
+    {masking}
+
     Example:
 
     >>> layer = AuxLossGRU(32, vocab_size=256, aux_length=20, bptt=10)
     >>> tokens = np.random.randint(0, 256, size=(4, 100))
-    >>> layer(tokens).shape
+    >>> tuple(layer(tokens).shape)
     (4, 32)
 
     Reference:
-        - [Trinh et al., 2018](https://arxiv.org/abs/1803.00144), "Learning
-          Longer-term Dependencies in RNNs with Auxiliary Losses".
+        - Trinh, Dai, Luong and Le, "Learning Longer-term Dependencies in
+          RNNs with Auxiliary Losses", ICML 2018.
+          https://arxiv.org/abs/1803.00144
     """
 
     cell_class = keras.layers.GRUCell

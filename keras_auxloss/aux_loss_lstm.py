@@ -3,10 +3,19 @@ auxiliary reconstruction or prediction loss at random anchors."""
 
 import keras
 
+from keras_auxloss.documentation import documented
 from keras_auxloss.keras_cell_layer import KerasCellLayer
 
 
 @keras.saving.register_keras_serializable(package="keras_auxloss")
+@documented(
+    "units",
+    "Positive int, size of the main LSTM.",
+    "The keyword arguments of `keras.layers.LSTMCell` (`kernel_initializer`, "
+    "`recurrent_initializer`, `bias_initializer`, `use_bias`, the regularizers and "
+    "constraints, ...), which go to the cell as `keras.layers.LSTM` passes them; and "
+    "base layer keyword arguments, such as `name` and `dtype`.",
+)
 class AuxLossLSTM(KerasCellLayer):
     """LSTM with truncated backpropagation and an unsupervised auxiliary loss.
 
@@ -46,79 +55,10 @@ class AuxLossLSTM(KerasCellLayer):
     weights, configuration and saved files as in version 0.1.0.
 
     Args:
-        units: Positive int, size of the main LSTM.
-        aux_loss: `"reconstruct"` (default), `"predict"`, or `None` for a
-            plain LSTM truncated to `bptt` steps (the paper's baseline).
-        num_anchors: Positive int, anchors drawn per example and step.
-            Defaults to 1. Windows may overlap; each gets its own truncation.
-        aux_length: Int, the subsequence length `l`: tokens reconstructed
-            before an anchor (anchor included) or predicted after it.
-            At least 2 for `"reconstruct"` (the decoder is fed the first
-            token of the window and predicts the other `l - 1`). Defaults
-            to 600.
-        bptt: Positive int, how many final steps the supervised gradient
-            flows through, or `None` for full backpropagation ("Full BP").
-            The auxiliary gradient stays truncated either way. Defaults to
-            300.
-        vocab_size: Int or `None`. An int means inputs are integer token ids
-            `(batch, time)` in `[0, vocab_size)`, embedded by the layer, and
-            the auxiliary head predicts token ids with cross entropy. `None`
-            means inputs are floats `(batch, time, features)` and the head
-            regresses the input vectors with mean squared error. Defaults
-            to `None`.
-        embedding_dim: Positive int, size of the token embedding (token
-            inputs only). Defaults to 128.
-        aux_units: Positive int, size of the decoder's LSTM layers. Defaults
-            to `units`; with `"reconstruct"` it must equal `units`, since the
-            decoder's bottom layer starts from the main LSTM's state.
-        aux_layers: Positive int, number of decoder LSTM layers. The bottom
-            one starts from the main state at the anchor (reconstruct) or
-            reads the main LSTM's outputs (predict); the others start at
-            zero. Defaults to 2.
-        aux_hidden: Positive int, width of the decoder's feed-forward head.
-            Defaults to 256.
-        aux_dropout: Float in `[0, 1)`, dropout in the head. Defaults to 0.5.
-        aux_weight: Non-negative float, weight of the auxiliary loss in the
-            total loss. Defaults to 1.0.
-        scheduled_sampling: Float in `[0, 1]`, the probability of feeding
-            the reconstruction decoder its own sampled prediction instead of
-            the true token at each step after the first. Token inputs with
-            `"reconstruct"` only. Defaults to 0.0 (teacher forcing).
-        return_sequences: Bool, return every step's output instead of the
-            last one. In training, outputs before the last `bptt` steps
-            carry no gradient. Defaults to `False`.
-        return_state: Bool, also return the final `h` and `c`. Defaults to
-            `False`.
-        mask_zero: Bool, treat token id 0 as padding and mask it (token
-            inputs only), as `keras.layers.Embedding(mask_zero=True)` does.
-            Defaults to `False`.
-        validate_inputs: Bool, check every batch at run time: token ids
-            must lie in `[0, vocab_size)`, float inputs must be finite; a
-            bad batch raises `InvalidArgumentError` naming the problem.
-            Unchecked, an id of `vocab_size` or more fails in the embedding
-            lookup on CPU, but a negative id is read from the end of the
-            table and a NaN input makes the loss NaN (stop training on it
-            with `keras.callbacks.TerminateOnNaN`). XLA drops the checks.
-            Defaults to `False`.
-        seed: Int or `None`, seed of the anchors, the head's dropout and
-            scheduled sampling.
-        stateful: Bool, carry the final state of each sequence in a batch
-            over to the same row of the next batch (streams read in
-            chunks), cut from the gradient; `reset_state()` zeroes it.
-            Needs a fixed batch size. Defaults to `False`.
-        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+    {arguments}
 
     Call arguments:
-        inputs: Token ids `(batch, time)` when `vocab_size` is set (float
-            tensors are cast to int32, as `keras.layers.Embedding` does,
-            since a Sequential model without an `Input` hands its layers
-            floats), else floats `(batch, time, features)`.
-        training: Bool. Only in training are anchors drawn, the auxiliary
-            loss added and gradients truncated (and in `evaluate`, which
-            measures the auxiliary loss on held-out data).
-        initial_state: Optional list of tensors, the main network's state
-            before the first step (one per state tensor of the cell; for an
-            LSTM `[h, c]`), as in `keras.layers.LSTM`.
+    {call_arguments}
 
     Output shape:
         `(batch, units)`, or `(batch, time, units)` with
@@ -126,29 +66,24 @@ class AuxLossLSTM(KerasCellLayer):
         `[output, h, c]` with `h` and `c` of shape `(batch, units)`.
 
     Masking:
-        A mask from an upstream layer (`keras.layers.Masking`, an
-        `Embedding` with `mask_zero=True`) or from `mask_zero` marks the
-        valid steps of right-padded sequences. A masked step leaves the
-        state as it was, so the output is the state after each sequence's
-        last valid step, as in `keras.layers.LSTM`. In training, the
-        supervised window is the last `bptt` valid steps of each sequence
-        (its first `bptt` steps if it is shorter), anchors fall on each
-        sequence's valid steps only, and masked targets add nothing to the
-        auxiliary loss. A sequence shorter than one auxiliary window gets no
-        anchor: it adds nothing to the auxiliary loss, which averages over
-        the tokens of the other sequences (0 if none has room). With
-        `return_sequences=True` the mask is passed on.
+    {masking}
 
     Example:
 
     >>> layer = AuxLossLSTM(32, vocab_size=256, aux_length=20, bptt=10)
     >>> tokens = np.random.randint(0, 256, size=(4, 100))
-    >>> layer(tokens).shape
+    >>> tuple(layer(tokens).shape)
     (4, 32)
+    >>> model = keras.Sequential([keras.Input((100,), dtype="int32"), layer,
+    ...                           keras.layers.Dense(2)])
+    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> sorted(model.fit(tokens, np.zeros(4), verbose=0).history)
+    ['aux_loss', 'loss']
 
     Reference:
-        - [Trinh et al., 2018](https://arxiv.org/abs/1803.00144), "Learning
-          Longer-term Dependencies in RNNs with Auxiliary Losses".
+        - Trinh, Dai, Luong and Le, "Learning Longer-term Dependencies in
+          RNNs with Auxiliary Losses", ICML 2018.
+          https://arxiv.org/abs/1803.00144
     """
 
     cell_class = keras.layers.LSTMCell

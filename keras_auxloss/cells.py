@@ -1,11 +1,16 @@
 """How a recurrent cell is stepped through a sequence.
 
 `CellRunner` steps any Keras RNN cell through its `call(inputs, states)`, as
-`keras.layers.RNN` does. Keras's own `LSTMCell` gets a fast path,
-`LSTMRunner`: its input projection `x @ W + b` is taken out of the loop (and,
-for token inputs, into a table of every token's gates), and its step is
-written out in `recurrence.lstm_step`. A runner's state is a flat tuple of
-`(batch, size)` tensors.
+`keras.layers.RNN` does, in the cell's own compute dtype. Keras's own
+`LSTMCell` gets a fast path, `LSTMRunner`: its input projection `x @ W + b`
+is taken out of the loop (and, for token inputs, into a table of every
+token's gates), and its step is written out in `recurrence.lstm_step`. A
+runner's state is a flat tuple of `(batch, size)` tensors; `run` is the one
+place where a recurrent run is put together. It hands `recurrence.run` the
+cell too: on PyTorch, Keras's LSTM and GRU cells run through PyTorch's
+fused kernels, which project their inputs themselves, so there the
+projection (`recurrence.project`) is deferred and there is no token table
+(`backends/torch.py`).
 """
 
 import keras
@@ -40,8 +45,13 @@ class CellRunner:
     def output_size(self):
         return output_size(self.cell)
 
-    def zero_state(self, batch, dtype):
-        return tuple(ops.zeros((batch, size), dtype) for size in self.state_sizes)
+    @property
+    def dtype(self):
+        """The dtype of the state and outputs: the cell's compute dtype."""
+        return self.cell.compute_dtype
+
+    def zero_state(self, batch):
+        return tuple(ops.zeros((batch, size), self.dtype) for size in self.state_sizes)
 
     def project(self, inputs):
         """What a step reads of its inputs, computed outside the loop."""
@@ -61,29 +71,53 @@ class CellRunner:
         output, new = self.cell(inputs, states, **kwargs)
         return output, tuple(keras.tree.flatten(new))
 
+    def run(self, inputs, state, *, input_fn=None, initial_output=None, **options):
+        """Runs the cell over time-major `inputs` from `state`; see
+        `recurrence.run` for `options` and what it returns. Each step reads
+        `input_fn(inputs[t])` (`inputs[t]` if `None`); the output before the
+        first step is `initial_output`, zeros if `None` (what a masked first
+        step outputs)."""
+        if initial_output is None:
+            initial_output = ops.zeros((ops.shape(state[0])[0], self.output_size), self.dtype)
+        return recurrence.run(
+            self.step,
+            inputs,
+            tuple(state),
+            initial_output,
+            input_fn=input_fn,
+            cell=self.cell,
+            **options,
+        )
+
 
 class LSTMRunner(CellRunner):
     """Keras's `LSTMCell`, its input projection taken out of the loop."""
 
     def project(self, inputs):
-        return ops.matmul(inputs, self.cell.kernel) + self.cell.bias
+        return recurrence.project(self.gates, inputs)
 
     def token_table(self, embeddings):
-        return self.project(embeddings)
+        return recurrence.token_table(self.gates, embeddings)
+
+    def gates(self, inputs):
+        """The input's gate pre-activations `x @ W + b`."""
+        return ops.matmul(ops.cast(inputs, self.dtype), self.cell.kernel) + self.cell.bias
 
     def step(self, gates, state):
         return recurrence.lstm_step(gates, state, self.cell.recurrent_kernel)
 
 
-def runner_for(cell):
-    """The fast path for a Keras `LSTMCell` with its default equations,
-    the generic runner for any other cell."""
+def runner_for(cell, compute_dtype):
+    """The fast path for a Keras `LSTMCell` with its default equations that
+    computes in `compute_dtype` (the owning layer's, whose scope casts the
+    cell's weights), the generic runner for any other cell."""
     lstm = keras.layers.LSTMCell
     if (
         type(cell) is lstm
         and cell.activation is keras.activations.tanh
         and cell.recurrent_activation is keras.activations.sigmoid
         and cell.use_bias
+        and cell.compute_dtype == compute_dtype
     ):
         return LSTMRunner(cell)
     return CellRunner(cell)

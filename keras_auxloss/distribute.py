@@ -27,9 +27,9 @@ def fix_multi_worker_fit(strategy):
     """Lets `model.fit` run under `strategy`, a
     `tf.distribute.MultiWorkerMirroredStrategy`; returns it.
 
-    Call it right after creating the strategy, before building the model:
+    Call it right after creating the strategy, before building the model::
 
-        strategy = keras_auxloss.fix_multi_worker_fit(
+        strategy = keras_auxloss.distribute.fix_multi_worker_fit(
             tf.distribute.MultiWorkerMirroredStrategy())
         with strategy.scope():
             model = build_model()

@@ -1,67 +1,46 @@
-"""The layers built on one of Keras's own cells, sized by `units`."""
+"""The layers built on one of Keras's own cells, sized by `units`, that take
+the cell's arguments as `keras.layers.LSTM` and `GRU` take them."""
+
+import inspect
 
 from keras_auxloss import arguments
 from keras_auxloss.aux_loss_rnn import AuxLossRNN
+from keras_auxloss.documentation import documented
 
 
+@documented("units")
 class KerasCellLayer(AuxLossRNN):
-    """`AuxLossRNN(cell_class(units), ...)`; its configuration holds
-    `units` instead of the cell."""
+    """`AuxLossRNN(cell_class(units, **cell_arguments), ...)`: the keyword
+    arguments that `cell_class` takes (`kernel_initializer`, `use_bias`,
+    `implementation`, ...; not its `seed`, the layer's own) go to the cell.
+    Its configuration holds `units` and those arguments instead of the cell."""
 
     cell_class = None
 
-    def __init__(
-        self,
-        units,
-        aux_loss="reconstruct",
-        num_anchors=1,
-        aux_length=600,
-        bptt=300,
-        vocab_size=None,
-        embedding_dim=128,
-        aux_units=None,
-        aux_layers=2,
-        aux_hidden=256,
-        aux_dropout=0.5,
-        aux_weight=1.0,
-        scheduled_sampling=0.0,
-        return_sequences=False,
-        return_state=False,
-        mask_zero=False,
-        validate_inputs=False,
-        seed=None,
-        stateful=False,
-        **kwargs,
-    ):
+    def __init__(self, units, *args, **kwargs):
         arguments.check_positive_int("units", units)
-        cell = self.cell_class(units, dtype=kwargs.get("dtype"), name="cell")
-        super().__init__(
-            cell,
-            aux_loss=aux_loss,
-            num_anchors=num_anchors,
-            aux_length=aux_length,
-            bptt=bptt,
-            vocab_size=vocab_size,
-            embedding_dim=embedding_dim,
-            aux_units=aux_units,
-            aux_layers=aux_layers,
-            aux_hidden=aux_hidden,
-            aux_dropout=aux_dropout,
-            aux_weight=aux_weight,
-            scheduled_sampling=scheduled_sampling,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            mask_zero=mask_zero,
-            validate_inputs=validate_inputs,
-            seed=seed,
-            stateful=stateful,
-            **kwargs,
-        )
+        names = self.cell_argument_names()
+        cell_arguments = {name: kwargs.pop(name) for name in names if name in kwargs}
+        cell = self.cell_class(units, **cell_arguments, dtype=kwargs.get("dtype"), name="cell")
+        super().__init__(cell, *args, **kwargs)
+        self._cell_argument_names = tuple(cell_arguments)
+
+    @classmethod
+    def cell_argument_names(cls):
+        """The arguments that the layer hands to its cell."""
+        parameters = set(inspect.signature(cls.cell_class.__init__).parameters)
+        # Keras's cells read `implementation` from their keyword arguments.
+        return (parameters - {"self", "units", "seed", "kwargs"}) | {"implementation"}
 
     def get_config(self):
         config = super().get_config()
         del config["cell"]
-        return {**config, "units": self.units}
+        cell_config = self.cell.get_config()
+        cell_arguments = {
+            name: cell_config[name] if name in cell_config else getattr(self.cell, name)
+            for name in self._cell_argument_names
+        }
+        return {**config, "units": self.units, **cell_arguments}
 
     @classmethod
     def from_config(cls, config):

@@ -1,5 +1,5 @@
 """The metric that reports the auxiliary loss in `fit`'s and `evaluate`'s
-logs, its name, and when the loss is measured.
+logs, its name, and which Keras step a call runs in.
 
 On TensorFlow and PyTorch it is a `keras.metrics.Mean` updated in the
 layer's `call` (its variables never autocast: on PyTorch, an update made
@@ -26,25 +26,52 @@ def default_name(layer_class):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def in_keras_test_step():
-    """Whether this call runs inside a Keras model's `test_step`: in
-    `evaluate` and in `fit`'s validation, where the auxiliary loss is
-    measured on held-out data.
+def is_unnamed(layer):
+    """Whether `layer` bears a name Keras gives an unnamed layer of its
+    class: the default name, numbered or not (`aux_loss_lstm_3`)."""
+    return re.fullmatch(rf"{default_name(type(layer))}(_\d+)?", layer.name) is not None
+
+
+def metric_name(layer, model=None):
+    """The name under which `layer` logs its auxiliary loss in `model`'s
+    logs (`val_` prefixed for `fit`'s validation).
+
+    A named layer logs `<name>_aux_loss`. The unnamed auxiliary layers of a
+    model log `aux_loss`, `aux_loss_1`, `aux_loss_2`, ... in the order of
+    the model's layers: names that do not depend on what the process built
+    before (Keras numbers unnamed layers across a session). Outside a
+    model, an unnamed layer's name is `aux_loss`.
+    """
+    if not is_unnamed(layer):
+        return f"{layer.name}_aux_loss"
+    unnamed = [layer]
+    if model is not None:
+        unnamed = [
+            other
+            for other in model._flatten_layers(include_self=False)
+            if getattr(other, "aux_loss_tracker", None) is not None and is_unnamed(other)
+        ]
+    position = next((i for i, other in enumerate(unnamed) if other is layer), 0)
+    return "aux_loss" if position == 0 else f"aux_loss_{position}"
+
+
+def running_step():
+    """`(model, step)` for the Keras model whose `train_step` or
+    `test_step` this call runs inside (`fit`; `evaluate` and `fit`'s
+    validation), else `(None, None)`.
 
     Keras calls a model with `training=False` in `test_step` and in
     `predict_step` alike and passes no other sign, so the call stack is
     read: at trace time on TensorFlow and JAX, at every call on PyTorch.
-    `predict`, `export` and direct calls find no `test_step` and run the
-    main network alone.
+    `predict`, `export` and direct calls find no step.
     """
     frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_code.co_name == "test_step" and isinstance(
-            frame.f_locals.get("self"), keras.Model
-        ):
-            return True
+        model = frame.f_locals.get("self")
+        if frame.f_code.co_name in ("train_step", "test_step") and isinstance(model, keras.Model):
+            return model, frame.f_code.co_name
         frame = frame.f_back
-    return False
+    return None, None
 
 
 def loss_tracker(name):

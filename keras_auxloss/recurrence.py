@@ -1,37 +1,27 @@
 """The loop over time, behind one small interface.
 
-- `run(step, inputs, state, output, ...)`: one recurrent layer over a
-  time-major sequence, with masking, the capture of the state at steps
-  chosen per example, and an optional number of steps known only at run
-  time (for the pass outside the gradient);
-- `lstm_step`: the LSTM step on precomputed input gates (Keras's layout);
-- `scan`: `carry = step(carry, inputs[t])` over time, every carry stacked;
-- `assert_at_least`, `assert_token_ids`, `assert_finite`: run-time checks.
+- `run(step, inputs, state, initial_output, ...)`: one recurrent layer over
+  a time-major sequence, with masking, the capture of the output and state
+  at steps chosen per example, and an optional number of steps known only
+  at run time (for the pass outside the gradient);
+- `project(gates, inputs)`: the LSTM's input gates `gates(inputs)` (`x @ W
+  + b`, computed outside the loop), as `run` and `lstm_step` read them (on
+  PyTorch computed where they are read, so that a fused kernel can read
+  `inputs` instead);
+- `token_table(gates, embeddings)`: every token's gates, or `None` where
+  the backend reads the embeddings instead (PyTorch);
+- `lstm_step`: the LSTM step on those gates (Keras's layout);
+- `scan`: `carry = step(carry, inputs[t])` over time, every carry stacked.
 
-TensorFlow runs `backends/tensorflow.py` (a `tf.while_loop`, measured
-faster there); JAX and PyTorch run `backends/portable.py`, written in
-`keras.ops`. The backend is Keras's, chosen by `KERAS_BACKEND`.
+Each backend has its own (`keras_auxloss.backends`).
 """
 
-import keras
+from keras_auxloss.backends import current
 
-if keras.backend.backend() == "tensorflow":
-    from keras_auxloss.backends.tensorflow import (
-        assert_at_least,
-        assert_finite,
-        assert_token_ids,
-        lstm_step,
-        run,
-        scan,
-    )
-else:
-    from keras_auxloss.backends.portable import (
-        assert_at_least,
-        assert_finite,
-        assert_token_ids,
-        lstm_step,
-        run,
-        scan,
-    )
+lstm_step = current.lstm_step
+project = current.project
+run = current.run
+token_table = current.token_table
+scan = current.scan
 
-__all__ = ["assert_at_least", "assert_finite", "assert_token_ids", "lstm_step", "run", "scan"]
+__all__ = ["lstm_step", "project", "run", "scan", "token_table"]

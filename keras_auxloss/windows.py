@@ -2,13 +2,82 @@
 
 In training, the gradient flows through windows only: the supervised window
 (the last `bptt` valid steps of each sequence) and one window per anchor,
-drawn here at random among each sequence's valid steps. Sequences are
-time-major, `(time, batch, ...)`; windows of several anchors share the batch
-axis, example-major: `(span, batch * anchors, ...)`.
+drawn here at random among each sequence's valid steps (`locate`). The rule
+that every window fits in the sequence is written here once
+(`shortest_length`). Sequences are time-major, `(time, batch, ...)`;
+windows of several anchors share the batch axis, example-major:
+`(span, batch * anchors, ...)`.
 """
+
+from typing import NamedTuple
 
 import keras
 from keras import ops
+
+# The seed of the anchors drawn on held-out data in `evaluate`: the same
+# windows at every evaluation, so that evaluations compare.
+HELD_OUT_SEED = 20180301
+
+
+class Windows(NamedTuple):
+    """Where a batch's windows lie, as int32 steps (and `fits`, bool)."""
+
+    ends: object  # (batch,): one past each sequence's last valid step.
+    supervised_starts: object  # (batch,), or None with bptt=None.
+    window_starts: object  # (batch, num_anchors), or None without an auxiliary loss.
+    fits: object  # (batch,): whether a sequence has room for a window, or None.
+
+
+def window_span(aux_loss, aux_length):
+    """Steps an anchor's window reads: a prediction window also reads the
+    token after its last step, the target of its last prediction."""
+    return aux_length + (aux_loss == "predict")
+
+
+def shortest_length(bptt, aux_loss, aux_length):
+    """The fewest steps in which the supervised window and one anchor's
+    window fit."""
+    return max(bptt or 1, window_span(aux_loss, aux_length) if aux_loss else 1)
+
+
+def check_length(length, bptt, aux_loss, aux_length, num_anchors):
+    """Raises a `ValueError` naming the argument whose window cannot fit in
+    sequences of `length` steps, a length known when the layer is built."""
+    if length is None:
+        return
+    if bptt is not None and bptt > length:
+        raise ValueError(
+            f"Received bptt={bptt}, but the sequence length is "
+            f"{length}: the supervised window must lie inside the sequence. "
+            "Use a smaller `bptt`, or bptt=None for full backpropagation."
+        )
+    span = window_span(aux_loss, aux_length)
+    if aux_loss is not None and span > length:
+        raise ValueError(
+            f"Received aux_length={aux_length} with aux_loss={aux_loss!r} and "
+            f"num_anchors={num_anchors}, but the sequence length is {length}: each "
+            f"anchor's window spans {span} steps and must lie inside the sequence."
+        )
+
+
+def pad_to_fit(inputs, mask, shortest):
+    """`(inputs, mask)` for a batch of fewer than `shortest` steps (known
+    only when it runs): right-padded with masked steps, so that its
+    sequences train as shorter sequences in a padded batch do (the
+    supervised window is each whole sequence, no anchor). Unchanged when the
+    batch is known to be long enough."""
+    length = inputs.shape[1]
+    if length is not None and length >= shortest:
+        return inputs, mask
+    batch, steps = ops.shape(inputs)[0], ops.shape(inputs)[1]
+    # Known now (short), or only when the batch runs (TensorFlow's dynamic shapes).
+    missing = shortest - length if length is not None else ops.maximum(shortest - steps, 0)
+    if mask is None:
+        mask = ops.ones((batch, steps), "bool")
+    padding = ops.zeros((batch, missing, *inputs.shape[2:]), inputs.dtype)
+    inputs = ops.concatenate([inputs, padding], axis=1)
+    mask = ops.concatenate([mask, ops.zeros((batch, missing), "bool")], axis=1)
+    return inputs, mask
 
 
 def sequence_ends(mask, batch, length):
@@ -19,23 +88,37 @@ def sequence_ends(mask, batch, length):
     return ops.max(valid, axis=1)
 
 
-def supervised_starts(ends, bptt):
-    """`(batch,)` first step of each sequence's last `bptt` valid steps (its
-    first `bptt` steps if it is shorter)."""
-    return ops.maximum(ends - bptt, 0)
-
-
-def sample_window_starts(ends, num_anchors, span, seed_generator):
-    """Draws the anchors: the first steps of their windows, uniform over
-    the windows of `span` steps that end before each sequence's end.
+def sample_window_starts(ends, num_anchors, span, seed):
+    """Draws the anchors' windows: their first steps, uniform over the
+    windows of `span` steps that end before each sequence's end, each
+    example and anchor independently. `seed` is a
+    `keras.random.SeedGenerator` or an int.
 
     A sequence too short for any window gets start 0 (its windows are left
     out of the loss). Returns `(batch, num_anchors)` int32.
     """
     room = ops.maximum(ends - span + 1, 1)[:, None]
-    uniform = keras.random.uniform((ops.shape(ends)[0], num_anchors), seed=seed_generator)
+    uniform = keras.random.uniform((ops.shape(ends)[0], num_anchors), seed=seed)
     starts = ops.cast(ops.floor(uniform * ops.cast(room, "float32")), "int32")
     return ops.minimum(starts, room - 1)
+
+
+def locate(mask, batch, length, *, bptt, aux_loss, aux_length, num_anchors, seed, fixed=None):
+    """Every window of a training batch, as `Windows`: the supervised
+    window's start (with `bptt` set) and the anchors' window starts (with
+    an auxiliary loss), drawn with `seed` unless `fixed` gives them
+    (`(batch, num_anchors)` steps, or a function of the ends that returns
+    them: see `keras_auxloss.testing.fix_window_starts`)."""
+    ends = sequence_ends(mask, batch, length)
+    supervised = None if bptt is None else ops.maximum(ends - bptt, 0)
+    if aux_loss is None:
+        return Windows(ends, supervised, None, None)
+    span = window_span(aux_loss, aux_length)
+    if fixed is None:
+        starts = sample_window_starts(ends, num_anchors, span, seed)
+    else:
+        starts = ops.convert_to_tensor(fixed(ends) if callable(fixed) else fixed, "int32")
+    return Windows(ends, supervised, starts, ends >= span)
 
 
 def gather_windows(sequence, starts, span):

@@ -17,6 +17,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_auxloss import AuxLossLSTM  # noqa: E402
 from keras_auxloss.distribute import fix_multi_worker_fit  # noqa: E402
+from keras_auxloss.testing import fix_window_starts  # noqa: E402
 
 LENGTH, BATCH, STEPS = 24, 8, 3
 
@@ -60,7 +61,7 @@ def main():
             aux_dropout=0.0,
             seed=0,
         )
-        layer._sample_window_starts = deterministic_window_starts
+        fix_window_starts(layer, deterministic_window_starts)
         model = keras.Sequential([keras.Input((LENGTH,), dtype="int32"), layer])
         model.add(keras.layers.Dense(2))
         model.set_weights(

@@ -1,5 +1,6 @@
 """The benchmark script runs end to end, so that it cannot rot."""
 
+import json
 import os
 import subprocess
 import sys
@@ -31,21 +32,30 @@ def run_benchmark(output_dir, *flags):
 def test_benchmark_writes_its_table_and_plot(tmp_path):
     table = run_benchmark(tmp_path, "--backends=tensorflow")
     assert "### tensorflow" in table
+    results = json.loads((tmp_path / "results.json").read_text())["tensorflow"]
     for config in (
         "r_lstm",
         "truncated_lstm",
         "keras_full_bp",
         "forward_floor",
         "r_lstm_words",
+        "r_lstm_words_sampled",
         "r_gru",
     ):
         row = next(line for line in table.splitlines() if f"| 784 | {config} |" in line)
-        seconds = float(row.split("|")[3])
-        assert seconds > 0, row
+        cells = row.split("|")
+        seconds, gflops, rate, bound, ratio = (float(cells[i]) for i in (3, 6, 7, 8, 9))
+        assert seconds > 0 and gflops > 0 and rate > 0 and bound > 0, row
+        result = results[config]["784"]
+        assert ratio == round(result["seconds"] / result["bound_seconds"], 2), row
     assert "r_lstm / forward_floor" in table
-    assert "r_lstm_words / r_lstm | r_gru / r_lstm" in table
+    assert "r_lstm_words / r_lstm | r_lstm_words_sampled / r_lstm | r_gru / r_lstm" in table
+    assert "The limit, one step's recurrent product (4, 16) x (16, 64)" in table
+    assert "Where the r_lstm step's work goes" in table
+    assert "| tensorflow: bound s, all / in a loop |" in table
     assert (tmp_path / "results.png").stat().st_size > 10_000
-    assert (tmp_path / "results.json").exists()
+    assert results["recurrent_product"]["784"]["gflop_per_s"] > 0
+    assert results["r_lstm"]["784"]["flops"] > results["truncated_lstm"]["784"]["flops"] > 0
 
 
 def test_benchmark_compares_backends(tmp_path):

@@ -4,7 +4,8 @@ and a cell of our own with two state tensors of different sizes.
 Values and gradients are checked against Keras's own recurrent layers
 (`keras.layers.LSTM`, `GRU`, `SimpleRNN`, or `keras.layers.RNN(cell)`) run
 window by window on copied weights; truncation by where gradients are
-exactly zero.
+exactly zero. The gradients come from `tf.GradientTape`, so those tests run
+on TensorFlow; the values at inference are checked on every backend.
 """
 
 import keras
@@ -12,8 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import ops
+from support import copy_task, float_inputs, keras_rnn, needs_keras, numpy
 
 from keras_auxloss import AuxLossGRU, AuxLossRNN
+from keras_auxloss.testing import fix_window_starts
 
 LENGTH, FEATURES, UNITS = 30, 3, 5
 
@@ -53,28 +56,11 @@ CELLS = {
     "simple_rnn": keras.layers.SimpleRNNCell,
     "two_state": TwoStateCell,
 }
-KERAS_LAYERS = {
-    keras.layers.LSTMCell: keras.layers.LSTM,
-    keras.layers.GRUCell: keras.layers.GRU,
-    keras.layers.SimpleRNNCell: keras.layers.SimpleRNN,
-}
 
 
-def keras_rnn(cell, input_dim, **kwargs):
-    """Keras's own layer for `cell` (`keras.layers.RNN` for ours), holding
-    a copy of its weights."""
-    if type(cell) in KERAS_LAYERS:
-        layer = KERAS_LAYERS[type(cell)](cell.units, **kwargs)
-    else:
-        layer = keras.layers.RNN(type(cell).from_config(cell.get_config()), **kwargs)
-    layer.build((None, None, input_dim))
-    layer.set_weights(cell.get_weights())
-    return layer
-
-
-def inputs(batch=2, seed=0):
-    rng = np.random.default_rng(seed)
-    return tf.constant(rng.normal(size=(batch, LENGTH, FEATURES)).astype("float32"))
+def inputs():
+    """Float inputs as a TensorFlow tensor, for `tf.GradientTape`."""
+    return tf.constant(float_inputs(length=LENGTH, features=FEATURES))
 
 
 def make_layer(kind, **options):
@@ -86,15 +72,18 @@ def zeros(cell):
     return [tf.zeros((1, size)) for size in keras.tree.flatten(cell.state_size)]
 
 
+@pytest.mark.any_backend
+@pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("kind", CELLS)
-def test_inference_equals_the_keras_layer(kind):
-    x = inputs()
-    layer = make_layer(kind, return_sequences=True, return_state=True)
+def test_inference_equals_the_keras_layer(kind, return_sequences):
+    x = float_inputs(length=LENGTH, features=FEATURES)
+    options = dict(return_sequences=return_sequences, return_state=True)
+    layer = make_layer(kind, **options)
     ours = layer(x)
-    theirs = keras_rnn(layer.cell, FEATURES, return_sequences=True, return_state=True)(x)
+    theirs = keras_rnn(layer.cell, FEATURES, **options)(x)
     assert len(ours) == 1 + len(keras.tree.flatten(layer.cell.state_size))
     for got, want in zip(ours, theirs):
-        np.testing.assert_allclose(got, want, atol=1e-6)
+        np.testing.assert_allclose(numpy(got), numpy(want), atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", CELLS)
@@ -162,7 +151,7 @@ def test_auxiliary_loss_and_gradients_equal_keras_window_by_window(kind, aux_los
     x = inputs()
     layer = make_layer(kind, aux_loss=aux_loss, num_anchors=3, aux_units=UNITS)
     layer.build(x.shape)
-    layer._sample_window_starts = lambda ends: tf.constant(starts, tf.int32)
+    fix_window_starts(layer, starts)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         layer(x, training=True)
@@ -195,18 +184,6 @@ def test_reconstruction_decoder_starts_with_a_cell_of_the_main_kind():
     assert [type(c) for c in gru.decoder_cells] == [keras.layers.LSTMCell] * 2
 
 
-def copy_task(num_examples=64, length=40, vocab=6, seed=0):
-    """Token ids that count up and restart at random; the label is the
-    parity of the first token."""
-    rng = np.random.default_rng(seed)
-    tokens = np.zeros((num_examples, length), dtype="int32")
-    tokens[:, 0] = rng.integers(0, vocab, num_examples)
-    restart = rng.random((num_examples, length)) < 0.2
-    for t in range(1, length):
-        tokens[:, t] = np.where(restart[:, t], 0, (tokens[:, t - 1] + 1) % vocab)
-    return tokens, (tokens[:, 0] % 2).astype("int32")
-
-
 def token_model(make):
     options = dict(
         vocab_size=6, embedding_dim=8, aux_length=10, bptt=6, aux_hidden=16, aux_dropout=0.0
@@ -234,6 +211,7 @@ def test_fit_logs_and_lowers_aux_loss(kind):
 
 
 @pytest.mark.parametrize("kind", MODELS)
+@needs_keras("3.6", "passes verbose= to Model.export, which Keras 3.6 added")
 def test_keras_file_round_trip_and_saved_model_export(tmp_path, kind):
     x, y = copy_task(16)
     model = token_model(MODELS[kind])

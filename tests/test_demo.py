@@ -1,4 +1,6 @@
-"""`make demo`'s script runs end to end and prints its table."""
+"""`make demo`'s script runs end to end and prints its table; its flags
+override the task's presets in every run, and its table says which split
+it evaluated on."""
 
 import json
 import os
@@ -6,7 +8,14 @@ import re
 import subprocess
 import sys
 
-DEMO = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "demo.py")
+import pytest
+
+EXAMPLES_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
+DEMO = os.path.join(EXAMPLES_DIR, "demo.py")
+sys.path.insert(0, EXAMPLES_DIR)
+import demo  # noqa: E402
+from config import Config  # noqa: E402
+from presets import TASKS  # noqa: E402
 
 
 def test_demo_prints_one_row_per_model(tmp_path):
@@ -62,3 +71,119 @@ def test_the_mnist5k_demo_runs_lstm_against_r_lstm(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["settings"]["epochs"] == 1 and results["task"] == "mnist5k"
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+# The tests below read the demo's flags in this process: its plan, each run's
+# `Config` and its report, without training.
+ABLATION = [
+    "--task=mnist5k",
+    "--evaluate_on=validation",
+    "--num_anchors=4",
+    "--aux_length=25",
+    "--models=r-lstm",
+    "--seeds=0,1,2",
+]
+
+
+def plan(*arguments):
+    flag_values = demo.flags.FlagValues()
+    demo.define_flags(flag_values)
+    flag_values(["demo.py", *arguments])
+    return demo.plan_from_flags(flag_values)
+
+
+def test_without_overrides_the_runs_are_the_presets_and_the_old_flags_keep_their_meaning():
+    default = plan()
+    assert (default.task, default.models, default.seeds) == (
+        "generated",
+        ["lstm", "r-lstm", "lstm-full-bp"],
+        ["0"],
+    )
+    assert default.settings == TASKS["generated"]
+    preset = dict(TASKS["generated"], sequence_length=300, verbose=2)
+    output_dir = os.path.join("runs", "demo-generated")
+    assert demo.run_config(default, "r-lstm", "0") == Config(
+        dataset="generated",
+        model="r-lstm",
+        seed=0,
+        output_dir=os.path.join(output_dir, "r-lstm-seed0"),
+        **preset,
+    )
+    # A model without an auxiliary loss trains the two phases' epochs on its loss.
+    lstm = demo.run_config(default, "lstm-full-bp", "0")
+    assert (lstm.model, lstm.bptt, lstm.epochs, lstm.pretrain_epochs) == ("lstm", None, 6, 0)
+    mnist = demo.run_config(plan("--task=pmnist5k"), "lstm", "1")
+    assert mnist == Config(
+        dataset="pmnist5k",
+        model="lstm",
+        seed=1,
+        output_dir=os.path.join("runs", "demo-pmnist5k", "lstm-seed1"),
+        verbose=2,
+        **dict(TASKS["pmnist5k"], epochs=30, pretrain_epochs=0),
+    )
+    assert mnist.evaluate_on == "test" and mnist.sequence_length is None
+
+    # The demo's own flags, as before overrides existed.
+    old_flags = plan(
+        "--epochs=1",
+        "--pretrain_epochs=1",
+        "--train_size=64",
+        "--train_steps=2",
+        "--sequence_length=60",
+        "--output_dir=out",
+        "--models=lstm,p-lstm",
+    )
+    assert old_flags.models == ["lstm", "p-lstm"] and old_flags.output_dir == "out"
+    p_lstm = demo.run_config(old_flags, "p-lstm", "0")
+    assert (p_lstm.epochs, p_lstm.pretrain_epochs, p_lstm.generated_train_size) == (1, 1, 64)
+    assert (p_lstm.train_steps, p_lstm.sequence_length) == (2, 60)
+    assert p_lstm.output_dir == os.path.join("out", "p-lstm-seed0")
+    assert demo.run_config(old_flags, "lstm", "0").epochs == 2
+    with pytest.raises(demo.app.UsageError, match="Unknown --models"):
+        plan("--models=gru")
+    with pytest.raises(demo.flags.IllegalFlagValueError, match="train_size"):
+        plan("--train_size=0")
+
+
+def fake_run(accuracy):
+    history = {"epoch": [1, 2], "phase": ["joint"] * 2, "loss": [2.0, 1.5], "accuracy": [0.2, 0.4]}
+    return {"accuracy": accuracy, "seconds": 3.0, "history": history}
+
+
+def test_any_config_field_overrides_the_preset_and_the_table_names_the_split(tmp_path, capsys):
+    ablation = plan(*ABLATION, f"--output_dir={tmp_path}")
+    assert ablation.seeds == ["0", "1", "2"] and ablation.models == ["r-lstm"]
+    assert ablation.settings == dict(
+        TASKS["mnist5k"], evaluate_on="validation", num_anchors=4, aux_length=25
+    )
+    configs = [demo.run_config(ablation, "r-lstm", seed) for seed in ablation.seeds]
+    assert [config.seed for config in configs] == [0, 1, 2]
+    for config in configs:
+        assert (config.evaluate_on, config.num_anchors, config.aux_length) == ("validation", 4, 25)
+        assert (config.bptt, config.mnist_size, config.epochs) == (20, 14, 28)  # The preset's.
+    # The help says each override's default per task.
+    flag_values = demo.flags.FlagValues()
+    demo.define_flags(flag_values)
+    assert flag_values["bptt"].help.endswith("Default: generated 10, mnist5k 20, pmnist5k 20.")
+    assert flag_values["aux_dropout"].help.endswith("Default: 0.5.")
+
+    # The table says which split it evaluated on.
+    demo.report(ablation, {"r-lstm": [fake_run(0.5), fake_run(0.6), fake_run(0.7)]})
+    printed = capsys.readouterr().out
+    assert "500 held out of the 4,000 training digits to validate" in printed
+    assert "Evaluated on the validation split; the test set was not read." in printed
+    assert "| model | bptt | anchors x l | validation accuracy | per seed | seconds |" in printed
+    assert "| r-lstm | 20 | 4 x 25 | 0.600 ± 0.100 | 0.500, 0.600, 0.700 | 3 |" in printed
+    assert "\nCommand: `python examples/demo.py " in printed
+    assert (tmp_path / "results.md").read_text().strip() == printed.strip()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["settings"]["evaluate_on"] == "validation"
+    assert results["settings"]["num_anchors"] == 4
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+    test_plan = plan("--task=mnist5k", f"--output_dir={tmp_path}")
+    demo.report(test_plan, {"lstm": [fake_run(0.5)], "r-lstm": [fake_run(0.6)]})
+    printed = capsys.readouterr().out
+    assert "mnist5k: 4,000 real MNIST digits to train, 1,000 to test" in printed
+    assert "Evaluated on the test set. Seeds: 0." in printed
+    assert "| test accuracy |" in printed

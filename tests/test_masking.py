@@ -4,8 +4,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import numpy
 
 from keras_auxloss import AuxLossLSTM
+from keras_auxloss.testing import fix_window_starts
+from keras_auxloss.windows import sample_window_starts
 
 LENGTHS = [30, 22, 17]
 PADDED = 30
@@ -38,19 +41,16 @@ def layer(**options):
     return AuxLossLSTM(**{**defaults, **options})
 
 
-def fix_window_starts(lstm, starts):
-    lstm._sample_window_starts = lambda ends: tf.constant(starts, tf.int32)
-
-
+@pytest.mark.any_backend
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_padded_outputs_equal_each_sequence_alone(training, return_sequences):
     x, mask = padded_batch()
     lstm = layer(mask_zero=False, return_sequences=return_sequences)
     lstm.build(x.shape)
-    padded = lstm(x, training=training, mask=mask)
+    padded = numpy(lstm(x, training=training, mask=mask))
     for example, length in enumerate(LENGTHS):
-        alone = lstm(x[example : example + 1, :length], training=training)
+        alone = numpy(lstm(x[example : example + 1, :length], training=training))
         if return_sequences:
             np.testing.assert_allclose(padded[example, :length], alone[0], atol=1e-6)
             # Past its end a sequence's output stays its last one.
@@ -127,20 +127,24 @@ def test_sequences_shorter_than_a_window_get_no_anchor():
     # Random anchors always land inside the sequences that have room.
     ends = tf.constant([30, 22, 17])
     for _ in range(20):
-        starts = lstm._sample_window_starts(ends).numpy()
+        starts = sample_window_starts(ends, 2, 20, lstm.seed_generator).numpy()
         assert np.all(starts[0] <= 30 - 20) and np.all(starts[1] <= 22 - 20)
         assert np.all(starts >= 0)
 
 
-def test_mask_zero_equals_an_explicit_mask():
+@pytest.mark.any_backend
+@pytest.mark.parametrize("training", [False, True])
+def test_mask_zero_equals_an_explicit_mask(training):
     x, mask = padded_batch()
     lstm = layer(mask_zero=True, return_sequences=True)
     explicit = layer(return_sequences=True)
     lstm.build(x.shape)
     explicit.build(x.shape)
     explicit.set_weights(lstm.get_weights())
-    np.testing.assert_array_equal(lstm(x), explicit(x, mask=mask))
-    np.testing.assert_array_equal(lstm.compute_mask(x), mask)
+    np.testing.assert_array_equal(
+        numpy(lstm(x, training=training)), numpy(explicit(x, mask=mask, training=training))
+    )
+    np.testing.assert_array_equal(numpy(lstm.compute_mask(x)), mask)
 
 
 def test_fit_on_padded_batches_with_mask_zero():

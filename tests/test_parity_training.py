@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_auxloss import AuxLossLSTM
+from keras_auxloss.testing import fix_window_starts
 
 LENGTH, VOCAB, CLASSES = 24, 7, 3
 BATCH, EXAMPLES, EPOCHS = 4, 16, 5
@@ -119,7 +120,7 @@ def our_model(aux_loss):
         seed=0,
     )
     # Fixed anchors, the same for both models.
-    layer._sample_window_starts = lambda ends: ops.convert_to_tensor(STARTS, "int32")
+    fix_window_starts(layer, STARTS)
     classifier = keras.layers.Dense(CLASSES)
     model = keras.Sequential([keras.Input((LENGTH,), dtype="int32"), layer, classifier])
     return model, layer, classifier
@@ -138,7 +139,7 @@ def train(model):
 def densify_embedding_gradient(layer):
     """Makes `layer` read its embedding through a dense product, as 0.1.0's
     `(vocab, 4 * units)` gate table did: same values, dense gradient."""
-    layer._embed = lambda ids: ops.matmul(
+    layer.embedding.call = lambda ids: ops.matmul(
         ops.one_hot(ids, VOCAB), ops.convert_to_tensor(layer.embedding.embeddings)
     )
 

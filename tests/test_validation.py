@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from keras_auxloss import AuxLossLSTM
+from keras_auxloss.testing import fix_window_starts
 
 
 @pytest.mark.parametrize(
@@ -127,14 +128,31 @@ def test_integer_features_without_vocab_size_are_read_as_numbers():
         ({"bptt": 5, "aux_length": 19, "aux_loss": "predict"}, 19),
     ],
 )
-def test_sequences_too_short_for_the_windows_fail_at_run_time(options, length):
-    # With the time dimension unknown at build, each batch is checked.
-    layer = AuxLossLSTM(8, vocab_size=5, **options)
-    train = tf.function(
-        lambda x: layer(x, training=True), input_signature=[tf.TensorSpec((None, None), tf.int32)]
-    )
-    train(tf.zeros((2, 20), tf.int32))  # Long enough.
-    with pytest.raises(tf.errors.InvalidArgumentError, match="trains on sequences of at least 20"):
-        train(tf.zeros((2, length), tf.int32))
-    # Inference reads sequences of any length.
-    assert layer(tf.zeros((2, 3), tf.int32)).shape == (2, 8)
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_batch_shorter_than_a_window_trains_as_padded_sequences(options, length, jit_compile):
+    # With the time dimension unknown at build, a short batch trains as the
+    # same sequences right-padded with masked steps: the supervised window is
+    # each whole sequence, the anchors' windows find no room.
+    layer = AuxLossLSTM(8, vocab_size=5, aux_dropout=0.0, seed=0, return_sequences=True, **options)
+    layer.build((None, None))  # As in a model on keras.Input((None,)).
+    fix_window_starts(layer, [[0], [0]])  # The same anchors in both runs.
+    tokens = np.random.default_rng(0).integers(1, 5, (2, length)).astype("int32")
+    padded = np.pad(tokens, ((0, 0), (0, 30 - length)))
+    mask = padded != 0
+
+    def train(x, mask=None):
+        with tf.GradientTape() as tape:
+            outputs = layer(x, training=True, mask=mask)[:, :length]
+            total = tf.reduce_sum(outputs) + sum(layer.losses)
+        return outputs, total, tape.gradient(total, layer.trainable_weights)
+
+    short = tf.function(train, jit_compile=jit_compile, reduce_retracing=True)
+    outputs, total, gradients = short(tf.constant(tokens))
+    expected, expected_total, expected_gradients = train(tf.constant(padded), tf.constant(mask))
+    np.testing.assert_allclose(outputs, expected[:, :length], atol=1e-6)
+    np.testing.assert_allclose(total, expected_total, rtol=1e-6)
+    for got, want in zip(gradients, expected_gradients):
+        got, want = tf.convert_to_tensor(got), tf.convert_to_tensor(want)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)  # XLA orders sums anew.
+    # Training values are inference values, as for any batch.
+    np.testing.assert_allclose(outputs, layer(tokens), atol=1e-6)

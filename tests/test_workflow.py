@@ -4,21 +4,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import repeating_tokens
 
-from keras_auxloss import AuxLossLSTM
+from keras_auxloss import AuxLossLSTM, auxiliary
 from keras_auxloss.aux_loss_rnn import HELD_OUT_SEED
+from keras_auxloss.testing import fix_window_starts
 from keras_auxloss.windows import sample_window_starts
 
 LENGTH = 40
 
 
-def repeating_tokens(batch=32, seed=0):
-    """Sequences that repeat a 4-token motif: easy to reconstruct."""
-    motifs = np.random.default_rng(seed).integers(1, 8, size=(batch, 4))
-    return np.tile(motifs, (1, LENGTH // 4)).astype("int32")
-
-
-def token_layer(**options):
+def token_layer(units=8, **options):
     options = {
         "vocab_size": 8,
         "embedding_dim": 4,
@@ -28,7 +24,7 @@ def token_layer(**options):
         "seed": 0,
         **options,
     }
-    return AuxLossLSTM(8, **options)
+    return AuxLossLSTM(units, **options)
 
 
 def token_model(**options):
@@ -77,6 +73,19 @@ def test_uint8_pixels_train_in_fit():
 # -------------------------------------------------------- held-out aux loss
 
 
+@pytest.mark.any_backend
+def test_pretraining_fit_lowers_the_aux_loss_and_the_held_out_aux_loss():
+    model = token_model(units=16, embedding_dim=8, aux_dropout=0.0)
+    model.compile(keras.optimizers.Adam(1e-2))  # The auxiliary loss alone.
+    x = repeating_tokens()
+    history = model.fit(x, validation_data=(x[:8],), epochs=6, batch_size=8, verbose=0).history
+    assert len(history["aux_loss"]) == 6
+    # Held out: measured in evaluation, not a zero.
+    assert history["val_aux_loss"][-1] < history["val_aux_loss"][0]
+    assert history["aux_loss"][-1] < 0.9 * history["aux_loss"][0]
+    np.testing.assert_allclose(history["aux_loss"], history["loss"], rtol=1e-5)
+
+
 def test_pretraining_fit_logs_the_held_out_aux_loss_and_early_stopping_stops():
     model = token_model()
     model.compile(keras.optimizers.Adam(1e-2))  # The auxiliary loss alone.
@@ -101,20 +110,21 @@ def test_evaluate_measures_the_aux_loss_as_training_would_without_dropout():
     # The same anchors and no dropout in a training call measure the same.
     ends = tf.fill((8,), LENGTH)
     starts = sample_window_starts(ends, 2, 12, HELD_OUT_SEED)
-    layer._sample_window_starts = lambda ends: starts
+    fix_window_starts(layer, starts)
     layer.aux_dropout = 0.0
-    layer._decoder.dropout = 0.0
     layer(x, training=True)
     (training_loss,) = layer.losses
     np.testing.assert_allclose(first["aux_loss"], float(training_loss), rtol=1e-5)
 
 
-def test_predict_and_direct_calls_run_no_decoder():
+def test_predict_and_direct_calls_run_no_decoder(monkeypatch):
     model = token_model()
     layer = model.layers[0]
     calls = []
-    measure = layer._auxiliary_loss
-    layer._auxiliary_loss = lambda *args: calls.append(1) or measure(*args)
+    measure = auxiliary.auxiliary_loss
+    monkeypatch.setattr(
+        auxiliary, "auxiliary_loss", lambda *args: calls.append(1) or measure(*args)
+    )
     x = repeating_tokens(8)
     model.compile("adam")
     model.predict(x, verbose=0)
@@ -130,23 +140,44 @@ def test_predict_and_direct_calls_run_no_decoder():
 def test_two_layers_log_two_names_and_the_loss_adds_both():
     tokens = keras.Input((LENGTH,), dtype="int32")
     first = token_layer(return_sequences=True)
-    with pytest.warns(UserWarning, match="logs its auxiliary loss as 'aux_loss_lstm_1_aux_loss'"):
-        second = AuxLossLSTM(8, bptt=10, aux_length=12, aux_dropout=0.0, seed=1)
+    second = AuxLossLSTM(8, bptt=10, aux_length=12, aux_dropout=0.0, seed=1)
     model = keras.Model(tokens, keras.layers.Dense(3)(second(first(tokens))))
-    assert (first.aux_loss_metric_name, second.aux_loss_metric_name) == (
-        "aux_loss",
-        "aux_loss_lstm_1_aux_loss",
-    )
     cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile("adam", cross_entropy)
     x, y = repeating_tokens(8), np.arange(8) % 3
     history = model.fit(x, y, epochs=1, batch_size=8, verbose=0).history
-    assert history["aux_loss"][0] > 0 and history["aux_loss_lstm_1_aux_loss"][0] > 0
+    assert history["aux_loss"][0] > 0 and history["aux_loss_1"][0] > 0
+    assert (first.aux_loss_metric_name, second.aux_loss_metric_name) == ("aux_loss", "aux_loss_1")
     logs = model.evaluate(x, y, batch_size=8, return_dict=True, verbose=0)
     supervised = float(cross_entropy(y, model.predict(x, verbose=0)))
-    total = supervised + logs["aux_loss"] + logs["aux_loss_lstm_1_aux_loss"]
+    total = supervised + logs["aux_loss"] + logs["aux_loss_1"]
     np.testing.assert_allclose(logs["loss"], total, rtol=1e-5)
 
 
 def test_a_named_layer_logs_under_its_name():
     assert token_layer(name="encoder").aux_loss_metric_name == "encoder_aux_loss"
+
+
+def test_metric_names_do_not_depend_on_what_the_process_built_before():
+    x, y = repeating_tokens(8), np.arange(8) % 3
+    names = []
+    for _ in range(3):  # A loop over seeds, without clear_session.
+        model = token_model()
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        history = model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0).history
+        names.append(sorted(history))
+    assert model.layers[0].name != "aux_loss_lstm"  # Keras numbered it...
+    assert names[0] == names[1] == names[2]  # ... but it logs as the first did.
+    assert {"aux_loss", "val_aux_loss"} <= set(names[0])
+
+
+def test_early_stopping_on_val_aux_loss_stops_in_a_process_that_built_a_model_before():
+    token_model()  # Another model first: its layer took Keras's default name.
+    model = token_model()
+    model.compile(keras.optimizers.Adam(1e-2))  # Pretraining: the auxiliary loss alone.
+    x = repeating_tokens(32)
+    stop = keras.callbacks.EarlyStopping("val_aux_loss", mode="min", patience=0, min_delta=10.0)
+    history = model.fit(
+        x, validation_data=(x[:8],), epochs=5, batch_size=8, verbose=0, callbacks=[stop]
+    ).history
+    assert len(history["val_aux_loss"]) == 2 and stop.stopped_epoch == 1

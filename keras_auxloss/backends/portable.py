@@ -23,34 +23,52 @@ def lstm_step(gates, state, recurrent_kernel):
     return hidden, (hidden, cell)
 
 
+def project(gates, inputs):
+    """What `run` and `lstm_step` read for the LSTM's input gates of
+    `inputs`: `gates(inputs)`, computed here."""
+    return gates(inputs)
+
+
+def token_table(gates, embeddings):
+    """Every token's input gates, `gates(embeddings)`, looked up step by
+    step in a pass over a sequence."""
+    return gates(embeddings)
+
+
 def run(
     step,
     inputs,
     state,
-    output,
+    initial_output,
     *,
     input_fn=None,
     mask=None,
     capture_after=None,
     num_steps=None,
     return_sequences=False,
+    zero_output_for_mask=False,
+    cell=None,
 ):
     """Runs one recurrent layer over time-major `inputs`; see
     `keras_auxloss.recurrence` and `backends/tensorflow.py` for the
     arguments and the returned `(output, state, sequences, captured)`."""
-    captured = ()
+    del cell  # No fused kernels here.
+    output, captured = initial_output, ()
     if capture_after is not None:
         positions = ops.shape(capture_after)[1]
-        captured = tuple(ops.repeat(s[:, None, :], positions, axis=1) for s in state)
+        captured = tuple(ops.repeat(s[:, None, :], positions, axis=1) for s in (output, *state))
 
     def advance(t, x, keep, output, state, captured):
         new_output, new = step(x if input_fn is None else input_fn(x), state)
         if keep is not None:
-            new_output = ops.where(keep[:, None], new_output, output)
+            masked_output = ops.zeros_like(output) if zero_output_for_mask else output
+            new_output = ops.where(keep[:, None], new_output, masked_output)
             new = tuple(ops.where(keep[:, None], n, s) for n, s in zip(new, state))
         if capture_after is not None:
             hit = ops.equal(capture_after, t)[:, :, None]
-            captured = tuple(ops.where(hit, n[:, None, :], c) for n, c in zip(new, captured))
+            captured = tuple(
+                ops.where(hit, n[:, None, :], c) for n, c in zip((new_output, *new), captured)
+            )
         return new_output, tuple(new), captured
 
     if num_steps is not None and not return_sequences:
@@ -101,13 +119,6 @@ def scan(step, carry, inputs):
     return ops.scan(scan_step, carry, inputs)[1]
 
 
-def assert_at_least(value, minimum, message):
-    """`value`, which is static on these backends, checked now."""
-    if int(value) < minimum:
-        raise ValueError(f"{message} ({int(value)}, {minimum})")
-    return value
-
-
 def assert_token_ids(ids, vocab_size, owner):
     """`ids`, checked to lie in `[0, vocab_size)` (when the batch runs)."""
     message = f"{owner} got token ids outside [0, vocab_size={vocab_size})"
@@ -136,3 +147,11 @@ def _check(value, bad, message):
     if bool(ops.convert_to_numpy(bad)):
         raise ValueError(message)
     return value
+
+
+def assert_batch_size(inputs, expected, message):
+    """Checks that `inputs` has `expected` rows (its shape is static on
+    these backends). `message` ends with the size found."""
+    batch = int(ops.shape(inputs)[0])
+    if batch != expected:
+        raise ValueError(f"{message} {batch}.")

@@ -18,20 +18,26 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from keras_auxloss.backends.portable import lstm_step  # noqa: F401 (one LSTM step for all)
+from keras_auxloss.backends.portable import (  # noqa: F401 (one LSTM step for all)
+    lstm_step,
+    project,
+    token_table,
+)
 
 
 def run(
     step: Callable,
     inputs: tf.Tensor,
     state: tuple,
-    output: tf.Tensor,
+    initial_output: tf.Tensor,
     *,
     input_fn: Callable | None = None,
     mask: tf.Tensor | None = None,
     capture_after: tf.Tensor | None = None,
     num_steps: tf.Tensor | None = None,
     return_sequences: bool = False,
+    zero_output_for_mask: bool = False,
+    cell=None,
 ):
     """Runs one recurrent layer over time-major `inputs`.
 
@@ -39,32 +45,43 @@ def run(
         step: `(step_input, state) -> (output, state)`.
         inputs: `(time, batch, ...)`. Step `t` reads `inputs[t]`.
         state: the initial state, a tuple of `(batch, size)` tensors.
-        output: the output before any step, `(batch, output_size)`.
+        initial_output: the output before the first step, `(batch, output_size)`:
+            what a masked first step outputs.
         input_fn: maps `inputs[t]` to the step's input; `None`: `inputs[t]`.
         mask: optional `(time, batch)` booleans; at a masked-out step the
             state and output are carried over unchanged, as in Keras.
-        capture_after: optional `(batch, positions)` integer steps. The state
-            after step `capture_after[b, p]` is returned at `[b, p]`; a
-            position the loop never reaches (such as -1) returns the initial
-            state.
+        zero_output_for_mask: at a masked-out step, output zeros instead
+            (and carry them over), as Keras's option of that name does.
+        capture_after: optional `(batch, positions)` integer steps. The output
+            and state after step `capture_after[b, p]` are returned at
+            `[b, p]`; a position the loop never reaches (such as -1) returns
+            the initial output and state.
         num_steps: how many steps to run, at most `time`; default all.
         return_sequences: also return every step's output.
+        cell: the Keras cell that `step` steps, or `None`. A backend with a
+            fused kernel for the cell may run a plain run through it (no
+            `input_fn`, `mask`, `capture_after` or `num_steps`): PyTorch's
+            for Keras's `LSTMCell` and `GRUCell`. Not read here.
 
     Returns:
         `(output, state, sequences, captured)`: `sequences` is
         `(num_steps, batch, output_size)` or `None`; `captured` is a tuple
-        of `(batch, positions, size)` tensors, or `None`.
+        of `(batch, positions, size)` tensors, the output then each state
+        tensor, or `None`.
     """
+    del cell  # No fused kernels here.
     length = tf.shape(inputs)[0]
     steps = length if num_steps is None else num_steps
     inputs_ta = tf.TensorArray(inputs.dtype, size=length).unstack(inputs)
     if mask is not None:
         mask_ta = tf.TensorArray(tf.bool, size=length).unstack(mask)
-    outputs_ta = tf.TensorArray(output.dtype, size=steps) if return_sequences else ()
+    outputs_ta = tf.TensorArray(initial_output.dtype, size=steps) if return_sequences else ()
     captured = ()
     if capture_after is not None:
         positions = tf.shape(capture_after)[1]
-        captured = tuple(tf.repeat(s[:, None, :], positions, axis=1) for s in state)
+        captured = tuple(
+            tf.repeat(s[:, None, :], positions, axis=1) for s in (initial_output, *state)
+        )
         # Steps where some example captures: the rest skip the capture's ops.
         capture_steps = tf.reduce_any(
             tf.equal(tf.range(length)[:, None], tf.reshape(capture_after, (1, -1))), axis=1
@@ -75,13 +92,15 @@ def run(
         new_output, new = step(x if input_fn is None else input_fn(x), state)
         if mask is not None:
             keep = mask_ta.read(t)[:, None]
-            new_output = tf.where(keep, new_output, output)
+            masked_output = tf.zeros_like(output) if zero_output_for_mask else output
+            new_output = tf.where(keep, new_output, masked_output)
             new = tuple(tf.where(keep, n, s) for n, s in zip(new, state))
         if capture_after is not None:
 
             def capture():
                 hit = tf.equal(capture_after, t)[:, :, None]
-                return tuple(tf.where(hit, n[:, None, :], c) for n, c in zip(new, captured))
+                new_values = (new_output, *new)
+                return tuple(tf.where(hit, n[:, None, :], c) for n, c in zip(new_values, captured))
 
             captured = tf.cond(capture_steps[t], capture, lambda: captured)
         if return_sequences:
@@ -91,7 +110,7 @@ def run(
     _, output, state, captured, outputs_ta = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (tf.constant(0), output, tuple(state), captured, outputs_ta),
+        (tf.constant(0), initial_output, tuple(state), captured, outputs_ta),
         maximum_iterations=length,
     )
     sequences = outputs_ta.stack() if return_sequences else None
@@ -102,13 +121,6 @@ def scan(step, carry, inputs):
     """Applies `carry = step(carry, inputs[t])` over time; returns every
     step's carry stacked on a new leading axis (`tf.scan`)."""
     return tf.scan(step, inputs, initializer=carry)
-
-
-def assert_at_least(value: tf.Tensor, minimum: int, message: str) -> tf.Tensor:
-    """`value`, checked at run time: fails with `message` when it is below `minimum`."""
-    check = tf.debugging.assert_greater_equal(value, minimum, message=message)
-    with tf.control_dependencies([check]):
-        return tf.identity(value)
 
 
 def assert_token_ids(ids: tf.Tensor, vocab_size: int, owner: str) -> tf.Tensor:
@@ -129,3 +141,13 @@ def assert_token_ids(ids: tf.Tensor, vocab_size: int, owner: str) -> tf.Tensor:
 def assert_finite(inputs: tf.Tensor, owner: str) -> tf.Tensor:
     """`inputs`, checked at run time to hold no NaN or infinity."""
     return tf.debugging.assert_all_finite(inputs, f"{owner} got NaN or infinite inputs")
+
+
+def assert_batch_size(inputs: tf.Tensor, expected: int, message: str) -> None:
+    """Checks that `inputs` has `expected` rows: now if the batch size is
+    static, else when the batch runs. `message` ends with the size found."""
+    if inputs.shape[0] is not None:
+        if inputs.shape[0] != expected:
+            raise ValueError(f"{message} {inputs.shape[0]}.")
+        return
+    tf.debugging.assert_equal(tf.shape(inputs)[0], expected, message=message)

@@ -1,0 +1,69 @@
+"""The demo's presets: its models, and each task's settings and default models.
+
+`MODELS` names the demo's models after `config.MODELS` and full
+backpropagation; `TASKS` holds each task's settings, fixed before any run
+(`examples/README.md` says why), which `demo.py`'s flags override field by
+field; `DEFAULT_MODELS` are the models a task runs when `--models` is not
+given.
+"""
+
+import generated_task
+
+# name: (the `Config.model`, full backpropagation)
+MODELS = {
+    "lstm": ("lstm", False),
+    "r-lstm": ("r-lstm", False),
+    "p-lstm": ("p-lstm", False),
+    "lstm-full-bp": ("lstm", True),
+    "r-lstm-full-bp": ("r-lstm", True),
+}
+
+# The settings of each task, chosen before measuring (see examples/README.md
+# for why). `pretrain_epochs` applies to the models with an auxiliary loss;
+# models without one train `pretrain_epochs + epochs` epochs on their loss, so
+# that every model sees the data as many times.
+_MNIST5K = dict(
+    mnist_size=14,
+    units=64,
+    embedding_dim=32,
+    bptt=20,
+    aux_length=100,
+    num_anchors=1,
+    pretrain_epochs=2,
+    epochs=28,
+    batch_size=32,
+    learning_rate=2e-3,
+    clipnorm=1.0,
+)
+TASKS = {
+    "generated": dict(
+        generated_train_size=3000,
+        units=64,
+        embedding_dim=16,
+        bptt=10,
+        aux_length=40,
+        num_anchors=4,
+        pretrain_epochs=0,
+        epochs=6,
+        batch_size=32,
+        learning_rate=1e-3,
+        clipnorm=1.0,
+    ),
+    "mnist5k": _MNIST5K,
+    "pmnist5k": _MNIST5K,
+}
+# What every run of a task gets besides its settings, unless a flag says
+# otherwise; not part of the settings that results.json records. The
+# generated task's length is written out so that each run's config names it.
+RUN_DEFAULTS = {
+    "generated": dict(sequence_length=generated_task.LENGTH, verbose=2),
+    "mnist5k": dict(verbose=2),
+    "pmnist5k": dict(verbose=2),
+}
+# The default task and, per task, the default models (`make demo`).
+DEFAULT_TASK = "generated"
+DEFAULT_MODELS = {
+    "generated": ["lstm", "r-lstm", "lstm-full-bp"],
+    "mnist5k": ["lstm", "r-lstm"],
+    "pmnist5k": ["lstm", "r-lstm"],
+}

@@ -1,0 +1,52 @@
+"""What the layer reads: its inputs and their mask, taken as
+`keras.layers.Embedding` and `keras.layers.RNN` take them, and checked at
+run time when `validate_inputs` asks (`keras_auxloss.backends`)."""
+
+import keras
+from keras import ops
+
+from keras_auxloss.backends import current
+
+
+def standardize_inputs(inputs, *, vocab_size, dtype, validate, owner):
+    """Inputs as the layer computes with them: any tensor-like (a
+    `tf.Variable` too); float features cast to `dtype`; token ids of any
+    integer dtype (cast to int32 unless int64, as `keras.layers.Embedding`
+    does), a negative id `-k` read as `vocab_size - k` as the embedding
+    reads it, so that it is also the auxiliary target. `owner` names the
+    layer in the errors of the run-time checks."""
+    inputs = ops.convert_to_tensor(inputs)
+    if not hasattr(inputs, "ndim"):  # A tf.Variable stays one: read it.
+        inputs = ops.copy(inputs)
+    if vocab_size is None:
+        # Integer features (rank 3: build rejects rank-2 ids) are numbers.
+        inputs = ops.cast(inputs, dtype)
+        return current.assert_finite(inputs, owner) if validate else inputs
+    if keras.backend.standardize_dtype(inputs.dtype) not in ("int32", "int64"):
+        # Keras hands a Sequential model without an Input layer its data
+        # as floats, NumPy and tfds hand pixels as uint8; like
+        # keras.layers.Embedding, read them as int32 ids.
+        inputs = ops.cast(inputs, "int32")
+    if validate:
+        inputs = current.assert_token_ids(inputs, vocab_size, owner)
+    return ops.where(inputs < 0, inputs + vocab_size, inputs)
+
+
+def standardize_mask(mask, inputs, *, mask_zero, owner):
+    """The `(batch, time)` boolean mask of valid steps: the given `mask`
+    (`(batch, time)`, or `(batch, time, 1)` as Keras's recurrent layers
+    also take it), and with `mask_zero` the non-zero token ids; `None` when
+    every step is valid."""
+    if mask is not None:
+        mask = ops.cast(mask, "bool")
+        if len(mask.shape) == 3 and mask.shape[-1] == 1:
+            mask = ops.squeeze(mask, axis=-1)
+        if len(mask.shape) != 2:
+            raise ValueError(
+                f"{owner} expects a mask of shape (batch, time) or (batch, time, 1), got a "
+                f"mask of shape {tuple(mask.shape)}."
+            )
+    if mask_zero:
+        nonzero = ops.not_equal(inputs, 0)
+        mask = nonzero if mask is None else ops.logical_and(mask, nonzero)
+    return mask

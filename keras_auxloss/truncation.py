@@ -1,0 +1,109 @@
+"""Truncated backpropagation, as the paper does it: every cut of the
+recurrent state is made here.
+
+- The capture pass runs the main network over the whole sequence outside
+  the gradient (its weights frozen, its inputs cut) and keeps the output
+  and state after the step before each window starts.
+- The supervised window is run again, differentiably, from its captured
+  state cut with `stop_gradient`; with `return_sequences`, the outputs
+  before it are the capture pass's, cut.
+- Each anchor's window starts from its captured state, cut
+  (`TruncatedRun.window_start_states`; `auxiliary.py` runs the windows).
+- A stateful layer's final state is carried to the next batch cut (`carry`).
+
+With `bptt=None` the supervised loss backpropagates through the whole
+sequence: one differentiable pass, which also captures the anchors' states.
+"""
+
+from typing import NamedTuple
+
+from keras import ops
+
+from keras_auxloss import windows
+
+
+class TruncatedRun(NamedTuple):
+    """What the main network's run in training gives."""
+
+    output: object  # (batch, output_size): the output after the last step.
+    state: tuple  # The final state, (batch, size) each.
+    sequences: object  # (time, batch, output_size) with return_sequences, else None.
+    window_start_states: tuple  # (batch, num_anchors, size) each, cut; None without anchors.
+
+
+def truncated_run(main, sequence, mask, initial, located, *, bptt, return_sequences):
+    """The main network over a time-major `sequence` (`mask` `(time, batch)`
+    or `None`) from `initial`, in training, truncated at the windows of
+    `located` (a `windows.Windows`), as `TruncatedRun`."""
+    captures = [] if bptt is None else [located.supervised_starts[:, None] - 1]
+    if located.window_starts is not None:
+        captures.append(located.window_starts - 1)
+    capture_after = ops.concatenate(captures, axis=1) if captures else None
+    if bptt is None:
+        inputs, input_fn = main.window_inputs(sequence)
+        output, state, sequences, captured = main.run(
+            inputs,
+            initial,
+            input_fn=input_fn,
+            mask=mask,
+            capture_after=capture_after,
+            return_sequences=return_sequences,
+        )
+    else:
+        earlier, captured = _capture_pass(
+            main, sequence, mask, initial, capture_after, return_sequences
+        )
+        output, state, sequences = _supervised_window(
+            main, sequence, mask, located.supervised_starts, captured, bptt, return_sequences
+        )
+        if return_sequences:
+            sequences = windows.place_window(
+                ops.stop_gradient(earlier), sequences, located.supervised_starts
+            )
+    start_states = None
+    if located.window_starts is not None:
+        anchors = ops.shape(located.window_starts)[1]
+        start_states = tuple(ops.stop_gradient(s[:, -anchors:]) for s in captured[1:])
+    return TruncatedRun(output, state, sequences, start_states)
+
+
+def _capture_pass(main, sequence, mask, initial, capture_after, return_sequences):
+    """The pass outside the gradient: `(sequences, captured)`, every output
+    (with `return_sequences`) and the output and states after the steps of
+    `capture_after`. It stops where the last window starts unless every
+    output is wanted."""
+    with main.frozen():
+        _, _, sequences, captured = main.run_whole(
+            ops.stop_gradient(sequence),
+            initial,
+            mask=mask,
+            capture_after=capture_after,
+            num_steps=None if return_sequences else ops.max(capture_after) + 1,
+            return_sequences=return_sequences,
+        )
+    return sequences, captured
+
+
+def _supervised_window(main, sequence, mask, starts, captured, bptt, return_sequences):
+    """`(output, state, sequences)` of the supervised window, run from the
+    output and state captured before it, cut from the gradient."""
+    initial_output, *initial = (ops.stop_gradient(s[:, 0]) for s in captured)
+    window = windows.gather_windows(sequence, starts[:, None], bptt)
+    inputs, input_fn = main.window_inputs(window)
+    window_mask = None if mask is None else windows.gather_windows(mask, starts[:, None], bptt)
+    output, state, sequences, _ = main.run(
+        inputs,
+        initial,
+        input_fn=input_fn,
+        initial_output=initial_output,
+        mask=window_mask,
+        return_sequences=return_sequences,
+    )
+    return output, state, sequences
+
+
+def carry(variables, state):
+    """Writes a stateful layer's final `state` into its state `variables`,
+    cut from the gradient: the next batch starts from it."""
+    for variable, value in zip(variables, state):
+        variable.assign(ops.cast(ops.stop_gradient(value), variable.dtype))

@@ -1,0 +1,76 @@
+"""The arguments of `keras.layers.LSTM` and `GRU` that Keras's tests set and
+our layers refuse on purpose (conftest.py skips those cases), each with an
+error that names it; and the cell arguments, which `AuxLossLSTM` and
+`AuxLossGRU` pass on to their cell as `keras.layers.LSTM` and `GRU` do.
+"""
+
+import keras
+import pytest
+from keras.src import initializers
+
+from keras_auxloss import AuxLossGRU, AuxLossLSTM, AuxLossRNN
+
+pytestmark = [
+    pytest.mark.any_backend,
+    pytest.mark.filterwarnings("ignore:.*logs its auxiliary loss as:UserWarning"),
+]
+
+LAYERS = {AuxLossLSTM: keras.layers.LSTMCell, AuxLossGRU: keras.layers.GRUCell}
+CELLS = (keras.layers.LSTMCell, keras.layers.GRUCell)
+
+
+@pytest.mark.parametrize("aux_loss", ["reconstruct", None])
+@pytest.mark.parametrize("argument", ["go_backwards", "unroll", "dropout", "recurrent_dropout"])
+@pytest.mark.parametrize("layer_class", list(LAYERS), ids=lambda c: c.__name__)
+def test_refused_on_purpose(layer_class, argument, aux_loss):
+    value = 0.5 if "dropout" in argument else True
+    with pytest.raises(ValueError, match=rf"\b{argument}\b"):
+        layer_class(3, aux_loss=aux_loss, **{argument: value})
+
+
+@pytest.mark.parametrize("aux_loss", ["reconstruct", None])
+@pytest.mark.parametrize("argument", ["go_backwards", "unroll"])
+@pytest.mark.parametrize("cell_class", CELLS, ids=lambda c: c.__name__)
+def test_rnn_refuses_layer_argument(cell_class, argument, aux_loss):
+    with pytest.raises(ValueError, match=rf"\b{argument}\b"):
+        AuxLossRNN(cell_class(3), aux_loss=aux_loss, **{argument: True})
+
+
+@pytest.mark.parametrize("aux_loss", ["reconstruct", None])
+@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout"])
+@pytest.mark.parametrize("cell_class", CELLS, ids=lambda c: c.__name__)
+def test_rnn_refuses_cell_dropout(cell_class, argument, aux_loss):
+    # keras.layers.LSTM hands its dropout to its cell: here the user's cell.
+    with pytest.raises(ValueError, match=rf"\b{argument}\b"):
+        AuxLossRNN(cell_class(3, **{argument: 0.5}), aux_loss=aux_loss)
+
+
+# The cell arguments Keras's lstm_test.py and gru_test.py give the layer.
+CELL_ARGUMENTS = {
+    "kernel_initializer": initializers.Constant(0.01),
+    "recurrent_initializer": initializers.Constant(0.02),
+    "bias_initializer": initializers.Constant(0.03),
+    "use_bias": False,
+    "kernel_regularizer": "l2",
+    "recurrent_regularizer": "l2",
+    "bias_regularizer": "l1",
+    "implementation": 1,
+}
+CASES = [(AuxLossLSTM, name) for name in [*CELL_ARGUMENTS, "unit_forget_bias"]]
+CASES += [(AuxLossGRU, name) for name in [*CELL_ARGUMENTS, "reset_after"]]
+
+
+@pytest.mark.parametrize(
+    "layer_class, argument", CASES, ids=[f"{c.__name__}-{name}" for c, name in CASES]
+)
+def test_keras_cell_argument(layer_class, argument):
+    # Users replacing keras.layers.LSTM(units, kernel_initializer=...) expect
+    # the argument to reach the cell, and to survive the layer's config.
+    value = CELL_ARGUMENTS.get(argument, False)
+    expected = getattr(LAYERS[layer_class](3, **{argument: value}), argument)
+    layer = layer_class(3, **{argument: value})
+    revived = layer_class.from_config(layer.get_config())
+    for cell in (layer.cell, revived.cell):
+        assert keras.saving.serialize_keras_object(getattr(cell, argument)) == (
+            keras.saving.serialize_keras_object(expected)
+        ), argument
