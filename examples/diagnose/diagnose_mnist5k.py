@@ -1,17 +1,18 @@
-"""Diagnoses the r-LSTM's training on mnist5k (issue 18): one run, with
+"""Diagnoses the r-LSTM's training on mnist5k: one run, with
 per-step losses, gradient norms per part, update norms, classifier output
 statistics, and per-epoch accuracy on a validation split carved from the
 4,000 training digits. The 1,000 test digits are never read.
 
 The model, data pipeline and two-phase schedule are those of
-`examples/train.py` (`build_model`, `load_mnist5k`, shuffling with the
+`examples/train.py` (`experiment.build_model`, mnist5k's fixed train/test
+split from `input_pipeline`, `input_pipeline.batches`' shuffling with the
 run's seed, batch 32, a fresh Adam per phase, the classifier frozen in
 pretraining); the training loop is written out here so that every step's
 gradients can be measured. The supervised and auxiliary gradients are
 measured apart (`g_aux = g_total - g_sup`), then their sum is applied, as
 `fit` does.
 
-    PYTHONPATH=$PWD python examples/diagnose/diagnose_mnist5k.py \
+    .venv/bin/python examples/diagnose/diagnose_mnist5k.py \
         --model=r-lstm --seed=0 --output=runs/diag/base-s0
 
 Writes `<output>.json` (settings, per-epoch summary) and `<output>.npz`
@@ -28,12 +29,14 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))  # examples/, for train.py
+sys.path.insert(0, os.path.dirname(HERE))  # examples/, for train.py's modules
 
+import experiment  # noqa: E402
+import input_pipeline  # noqa: E402
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from config import Config  # noqa: E402
 
-import train  # noqa: E402
 from keras_auxloss import AuxLossLSTM  # noqa: E402
 
 # The validation split: 50 of each class of mnist5k's 4,000 training digits,
@@ -55,6 +58,16 @@ def validation_split(labels):
     validation = np.sort(np.concatenate(validation))
     train_positions = np.setdiff1d(np.arange(len(labels)), validation)
     return train_positions, validation
+
+
+def load_mnist5k_training(size):
+    """`(pixels, labels)` of mnist5k's 4,000 training digits, in the order of
+    its fixed train/test split: uint8 pixels `(4000, size * size)` pooled as
+    `train.py` pools them, int32 labels. The test digits are dropped."""
+    pixels, labels = input_pipeline.read_mnist5k()
+    train_indices, _ = input_pipeline.mnist5k_split(labels)
+    pixels = input_pipeline.pooled_pixels(pixels, size).numpy()
+    return pixels[train_indices], labels[train_indices]
 
 
 def group_of(path):
@@ -138,16 +151,28 @@ def main():
     parser.add_argument("--pretrain_epochs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=28)
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--ema_momentum", type=float, default=None,
-                        help="Adam's use_ema: validation also on the moving average of the "
-                        "weights, which replace the weights at the end of each phase (as fit does)")
-    parser.add_argument("--fine_val_epochs", type=int, default=0,
-                        help="in the last this many epochs, validate every --fine_val_every steps")
+    parser.add_argument(
+        "--ema_momentum",
+        type=float,
+        default=None,
+        help="Adam's use_ema: validation also on the moving average of the "
+        "weights, which replace the weights at the end of each phase (as fit does)",
+    )
+    parser.add_argument(
+        "--fine_val_epochs",
+        type=int,
+        default=0,
+        help="in the last this many epochs, validate every --fine_val_every steps",
+    )
     parser.add_argument("--fine_val_every", type=int, default=5)
-    parser.add_argument("--full_bp_probe_every", type=int, default=0,
-                        help="every this many steps (joint phase), also measure the supervised "
-                        "gradient on the main LSTM with full backpropagation, on the same batch "
-                        "without dropout, against the truncated one")
+    parser.add_argument(
+        "--full_bp_probe_every",
+        type=int,
+        default=0,
+        help="every this many steps (joint phase), also measure the supervised "
+        "gradient on the main LSTM with full backpropagation, on the same batch "
+        "without dropout, against the truncated one",
+    )
     parser.add_argument("--max_steps", type=int, default=None, help="smoke tests only")
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
@@ -156,18 +181,18 @@ def main():
         args.pretrain_epochs = 0
 
     keras.utils.set_random_seed(args.seed)
-    pixels, labels, _, _ = train.load_mnist5k(14)  # The test digits are dropped here.
+    pixels, labels = load_mnist5k_training(14)
     train_positions, validation = validation_split(labels)
     x_train, y_train = pixels[train_positions], labels[train_positions].astype("int32")
     x_val = tf.constant(pixels[validation].astype("int32"))
     y_val = labels[validation]
-    config = train.Config(dataset="mnist5k", batch_size=args.batch_size, seed=args.seed)
-    dataset = train.batches(
+    config = Config(dataset="mnist5k", batch_size=args.batch_size, seed=args.seed)
+    dataset = input_pipeline.batches(
         tf.data.Dataset.from_tensor_slices((x_train, y_train)), config, training=True
     )
     steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
 
-    model = train.build_model(
+    model = experiment.build_model(
         args.model,
         196,
         256,
@@ -181,7 +206,9 @@ def main():
         seed=args.seed,
     )
     layer = next(layer for layer in model.layers if isinstance(layer, AuxLossLSTM))
-    dense_hidden = next(l for l in model.layers if isinstance(l, keras.layers.Dense))
+    dense_hidden = next(
+        candidate for candidate in model.layers if isinstance(candidate, keras.layers.Dense)
+    )
     probe = keras.Model(model.inputs, [layer.output, dense_hidden.output, model.output])
     has_aux = args.model != "lstm"
 
@@ -197,9 +224,7 @@ def main():
             "entropy": tf.reduce_mean(-tf.reduce_sum(probs * tf.math.log(probs + 1e-12), -1)),
             "top_class_fraction": tf.cast(tf.reduce_max(counts), tf.float32)
             / tf.cast(tf.shape(y)[0], tf.float32),
-            "dead_relu": tf.reduce_mean(
-                tf.cast(tf.reduce_max(hidden, 0) <= 0.0, tf.float32)
-            ),
+            "dead_relu": tf.reduce_mean(tf.cast(tf.reduce_max(hidden, 0) <= 0.0, tf.float32)),
             "h_absmean": tf.reduce_mean(tf.abs(features)),
             "h_saturated": tf.reduce_mean(tf.cast(tf.abs(features) > 0.95, tf.float32)),
         }
@@ -235,9 +260,7 @@ def main():
             # Cosine between the supervised and auxiliary gradients on the main LSTM.
             main = [i for i, g in enumerate(groups) if g == "main"]
             dot = tf.add_n([tf.reduce_sum(g_sup[i] * g_aux[i]) for i in main])
-            out["cos_sup_aux_main"] = dot / (
-                out["g_sup_main"] * out["g_aux_main"] + 1e-12
-            )
+            out["cos_sup_aux_main"] = dot / (out["g_sup_main"] * out["g_aux_main"] + 1e-12)
             updates = [v - b for v, b in zip(variables, before)]
             for group, value in norms(updates, groups).items():
                 out[f"update_{group}"] = value
@@ -255,15 +278,24 @@ def main():
         """Truncated and full supervised gradients on the main LSTM, same
         batch, classifier without dropout (the layer's values are the same
         in both calls; only the gradient path differs)."""
+
         def head(features):
             return logits_layer(dense_hidden(features))
 
         with tf.GradientTape(persistent=True) as tape:
-            truncated = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-                y, head(layer(x, training=True)), from_logits=True))
-            full = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-                y, head(layer(x, training=False)), from_logits=True))
-        g_tr = [dense(g, v) for g, v in zip(tape.gradient(truncated, main_variables), main_variables)]
+            truncated = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(
+                    y, head(layer(x, training=True)), from_logits=True
+                )
+            )
+            full = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(
+                    y, head(layer(x, training=False)), from_logits=True
+                )
+            )
+        g_tr = [
+            dense(g, v) for g, v in zip(tape.gradient(truncated, main_variables), main_variables)
+        ]
         g_full = [dense(g, v) for g, v in zip(tape.gradient(full, main_variables), main_variables)]
         del tape
         flat_tr = tf.concat([tf.reshape(g, [-1]) for g in g_tr], 0)
@@ -317,9 +349,10 @@ def main():
     epoch = 0
     for phase, count in phases:
         joint = phase == "joint"
-        for l in model.layers:
-            if not isinstance(l, AuxLossLSTM):
-                l.trainable = joint
+        # Not `layer`: full_bp_probe reads the AuxLossLSTM by that name.
+        for model_layer in model.layers:
+            if not isinstance(model_layer, AuxLossLSTM):
+                model_layer.trainable = joint
         lr = learning_rate(args, steps_per_epoch) if joint else args.lr
         optimizer = make_optimizer(args, lr)
         variables = list(model.trainable_weights)

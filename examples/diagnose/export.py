@@ -1,9 +1,9 @@
 """A compact copy of the runs of `diagnose_mnist5k.py` for the repository:
 per run its settings, seconds, final and best validation accuracy, and per
-epoch the curves that the report quotes (the full per-step records stay in
+epoch the main curves (the full per-step records stay in
 the `.npz` files next to each run).
 
-    python examples/diagnose/export.py runs/diag examples/diagnose/results.json
+    python examples/diagnose/export.py runs/diag runs/diag-results.json
 """
 
 import glob
@@ -12,10 +12,23 @@ import os
 import sys
 
 KEYS = (
-    "aux_loss", "sup_loss", "acc", "g_total_global", "g_total_global_max",
-    "g_sup_main", "g_aux_main", "g_total_decoder", "g_total_aux_head",
-    "g_total_classifier", "update_main", "update_classifier", "logit_std",
-    "entropy", "top_class_fraction", "dead_relu", "h_absmean",
+    "aux_loss",
+    "sup_loss",
+    "acc",
+    "g_total_global",
+    "g_total_global_max",
+    "g_sup_main",
+    "g_aux_main",
+    "g_total_decoder",
+    "g_total_aux_head",
+    "g_total_classifier",
+    "update_main",
+    "update_classifier",
+    "logit_std",
+    "entropy",
+    "top_class_fraction",
+    "dead_relu",
+    "h_absmean",
 )
 
 
@@ -28,8 +41,16 @@ def main(directory, output):
         epochs = run["epochs"]
         compact = {
             key: run[key]
-            for key in ("args", "seconds", "final_val_acc", "best_val_acc", "best_epoch",
-                        "final_raw_val_acc", "final_val_acc_after_finalize", "fine_validation")
+            for key in (
+                "args",
+                "seconds",
+                "final_val_acc",
+                "best_val_acc",
+                "best_epoch",
+                "final_raw_val_acc",
+                "final_val_acc_after_finalize",
+                "fine_validation",
+            )
             if key in run
         }
         compact["epochs"] = {

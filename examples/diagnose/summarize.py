@@ -47,36 +47,67 @@ def events(run):
 def curves(path, run):
     print(path, run["args"])
     keys = [
-        ("aux_loss", "aux"), ("sup_loss", "sup"), ("acc", "acc"),
-        ("g_total_global", "g_all"), ("g_total_global_max", "g_all_mx"),
-        ("g_sup_main", "gs_main"), ("g_aux_main", "ga_main"), ("cos_sup_aux_main", "cos"),
-        ("g_total_decoder", "g_dec"), ("g_total_aux_head", "g_ahead"),
-        ("g_total_classifier", "g_cls"), ("g_total_classifier_max", "g_cls_mx"),
-        ("update_main", "u_main"), ("update_classifier", "u_cls"),
-        ("logit_std", "lstd"), ("entropy", "ent"), ("dead_relu", "dead"), ("h_saturated", "hsat"),
+        ("aux_loss", "aux"),
+        ("sup_loss", "sup"),
+        ("acc", "acc"),
+        ("g_total_global", "g_all"),
+        ("g_total_global_max", "g_all_mx"),
+        ("g_sup_main", "gs_main"),
+        ("g_aux_main", "ga_main"),
+        ("cos_sup_aux_main", "cos"),
+        ("g_total_decoder", "g_dec"),
+        ("g_total_aux_head", "g_ahead"),
+        ("g_total_classifier", "g_cls"),
+        ("g_total_classifier_max", "g_cls_mx"),
+        ("update_main", "u_main"),
+        ("update_classifier", "u_cls"),
+        ("logit_std", "lstd"),
+        ("entropy", "ent"),
+        ("dead_relu", "dead"),
+        ("h_saturated", "hsat"),
     ]
-    print("ep  " + " ".join(f"{name:>8s}" for _, name in keys)
-          + "  val_acc val_loss val_top val_lstd")
+    print(
+        "ep  " + " ".join(f"{name:>8s}" for _, name in keys) + "  val_acc val_loss val_top val_lstd"
+    )
     for e in run["epochs"]:
-        print("%2d  " % e['epoch'] + " ".join(f"{e.get(k, float('nan')):8.3f}" for k, _ in keys)
-              + f"  {e['val']['acc']:7.3f} {e['val']['loss']:8.3f} "
-              f"{e['val']['top_class_fraction']:7.2f} {e['val']['logit_std']:8.2f}")
+        print(
+            f"{int(e['epoch']):2d}  "
+            + " ".join(f"{e.get(k, float('nan')):8.3f}" for k, _ in keys)
+            + f"  {e['val']['acc']:7.3f} {e['val']['loss']:8.3f} "
+            f"{e['val']['top_class_fraction']:7.2f} {e['val']['logit_std']:8.2f}"
+        )
     print("collapse, falls:", events(run), f"seconds {run['seconds']:.0f}")
 
 
 def steps(path, first, last, every=10):
     data = np.load(path + ".npz")
-    keys = ["sup_loss", "aux_loss", "acc", "g_total_global", "g_sup_main", "g_aux_main",
-            "cos_sup_aux_main", "g_total_classifier", "update_main", "update_classifier",
-            "logit_std", "top_class_fraction", "dead_relu", "h_saturated", "lr"]
+    keys = [
+        "sup_loss",
+        "aux_loss",
+        "acc",
+        "g_total_global",
+        "g_sup_main",
+        "g_aux_main",
+        "cos_sup_aux_main",
+        "g_total_classifier",
+        "update_main",
+        "update_classifier",
+        "logit_std",
+        "top_class_fraction",
+        "dead_relu",
+        "h_saturated",
+        "lr",
+    ]
     mask = (data["epoch"] >= first) & (data["epoch"] <= last)
     print("epoch step " + " ".join(f"{k[:10]:>10s}" for k in keys))
     index = np.flatnonzero(mask)
     for start in range(0, len(index), every):
-        chunk = index[start:start + every]
-        print(f"{int(data['epoch'][chunk[0]]):5d} {int(data['step'][chunk[0]]):4d} "
-              + " ".join(f"{np.mean(data[k][chunk]):10.4f}" for k in keys)
-              + f"   max g_all {np.max(data['g_total_global'][chunk]):.3f}")
+        chunk = index[start : start + every]
+        print(
+            f"{int(data['epoch'][chunk[0]]):5d} {int(data['step'][chunk[0]]):4d} "
+            + " ".join(f"{np.mean(data[k][chunk]):10.4f}" for k in keys)
+            + f"   max g_all {np.max(data['g_total_global'][chunk]):.3f}"
+        )
 
 
 def table(paths):
@@ -85,8 +116,10 @@ def table(paths):
         path, run = load(path)
         name = re.sub(r"-s\d+$", "", path.split("/")[-1])
         settings.setdefault(name, []).append((path, run))
-    print("| setting | seeds | final val acc per seed | best (epoch) per seed | final mean ± sd "
-          "| best mean | collapsed | falls (epochs) | joint epochs at chance | s per run |")
+    print(
+        "| setting | seeds | final val acc per seed | best (epoch) per seed | final mean ± sd "
+        "| best mean | collapsed | falls (epochs) | joint epochs at chance | s per run |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---:|")
     for name, runs in settings.items():
         runs.sort(key=lambda r: r[1]["args"]["seed"])
@@ -94,7 +127,7 @@ def table(paths):
         bests = [r["best_val_acc"] for _, r in runs]
         sd = statistics.stdev(finals) if len(finals) > 1 else 0.0
         ev = [events(r) for _, r in runs]
-        bests_text = ", ".join("%.3f (%d)" % (r["best_val_acc"], r["best_epoch"]) for _, r in runs)
+        bests_text = ", ".join(f"{r['best_val_acc']:.3f} ({r['best_epoch']:d})" for _, r in runs)
         print(
             f"| {name} | {','.join(str(r['args']['seed']) for _, r in runs)} "
             f"| {', '.join(f'{a:.3f}' for a in finals)} "
