@@ -23,6 +23,7 @@ def test_demo_prints_one_row_per_model(tmp_path):
         [
             sys.executable,
             DEMO,
+            "--task=generated",
             "--epochs=1",
             "--train_size=64",
             "--sequence_length=60",
@@ -93,7 +94,9 @@ def plan(*arguments):
 
 
 def test_without_overrides_the_runs_are_the_presets_and_the_old_flags_keep_their_meaning():
-    default = plan()
+    assert (plan().task, plan().models, plan().seeds) == ("mnist5k", ["lstm", "r-lstm"], ["0"])
+    assert plan().settings == TASKS["mnist5k"] and TASKS["mnist5k"]["aux_weight"] == 5.0
+    default = plan("--task=generated")
     assert (default.task, default.models, default.seeds) == (
         "generated",
         ["lstm", "r-lstm", "lstm-full-bp"],
@@ -125,6 +128,7 @@ def test_without_overrides_the_runs_are_the_presets_and_the_old_flags_keep_their
 
     # The demo's own flags, as before overrides existed.
     old_flags = plan(
+        "--task=generated",
         "--epochs=1",
         "--pretrain_epochs=1",
         "--train_size=64",
