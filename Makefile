@@ -18,11 +18,12 @@ demo: $(BIN)/activate
 
 # The whole suite on TensorFlow, then on JAX, with two host devices and in
 # processes of their own, the tests marked `any_backend` and the JAX-only
-# DataParallel test.
+# DataParallel test. Each suite runs in two worker processes (pytest-xdist):
+# one alone keeps about one core of two busy.
 test: $(BIN)/activate
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 tests
 	XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \
-		$(BIN)/python -m pytest -q -m any_backend tests
+		$(BIN)/python -m pytest -q -n 2 -m any_backend tests
 	XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \
 		$(BIN)/python -m pytest -q tests/backends/test_jax_data_parallel.py
 

@@ -52,6 +52,7 @@ setup(
             "tensorboard",
             "mlxtend",
             "pytest",
+            "pytest-xdist",
             # Pinned: make lint (CI) checks formatting, which changes between versions.
             "ruff==0.17.6",
         ],
