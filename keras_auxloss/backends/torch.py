@@ -204,9 +204,10 @@ def _run_loop(run, step, inputs, steps):
     """`run` as a loop over the first `steps` steps of `inputs`."""
     if steps == 0:
         return
-    chunks = [_CHUNK] * (steps // _CHUNK) + ([steps % _CHUNK] if steps % _CHUNK else [])
     if run.input_fn is None:
-        chunks = [steps]
+        chunks = [steps]  # The inputs are what the step reads: read them at once.
+    else:
+        chunks = [_CHUNK] * (steps // _CHUNK) + ([steps % _CHUNK] if steps % _CHUNK else [])
     keeps = [None] * steps
     if run.mask is not None:
         keeps = torch.unbind(run.mask[:steps, :, None], 0)
