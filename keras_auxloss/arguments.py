@@ -259,15 +259,27 @@ ARGUMENTS = (
         "entropy. Token inputs only, at most `vocab_size`, not with `scheduled_sampling` "
         "(which samples from the full softmax). `None` is the full softmax.",
     ),
+    Argument(
+        "go_backwards",
+        False,
+        _boolean,
+        "Bool, read each sequence from its last step to its first (masks included), as "
+        "`keras.layers.LSTM(go_backwards=True)` does; with `return_sequences` the outputs "
+        "come in the order read. The method follows the reading order: the supervised "
+        "window is the last `bptt` steps read (the first `bptt` of the sequence as given), "
+        "reconstruction looks back and prediction ahead in that order. "
+        "`keras.layers.Bidirectional` sets it on its backward copy, whose anchors are "
+        "drawn from `seed + 1`.",
+    ),
+    Argument(
+        "unroll",
+        False,
+        _boolean,
+        "Bool, accepted as `keras.layers.LSTM` takes it; it changes no value. The layer "
+        "always runs its own loop over time (never unrolled: the windows start at steps "
+        "drawn when the batch runs), so it is kept in the configuration only.",
+    ),
 )
-# Arguments of Keras's recurrent layers that these layers do not take: the
-# reason, for the error that refuses a true value (a false one is Keras's
-# default, and accepted).
-REFUSED = {
-    "go_backwards": "the windows are read forward; reverse the sequence before the layer "
-    "(keras.ops.flip(x, axis=1)) to read it backward",
-    "unroll": "the loop over time is never unrolled (its length is that of the sequence)",
-}
 NAMES = tuple(argument.name for argument in ARGUMENTS)
 
 
@@ -285,11 +297,6 @@ def parse(args, kwargs):
             raise TypeError(f"Got multiple values for argument `{argument.name}`.")
         options[argument.name] = value
     base_kwargs = dict(kwargs)
-    for name, reason in REFUSED.items():
-        if base_kwargs.pop(name, False):
-            raise ValueError(
-                f"Received an invalid value for argument `{name}`, expected False: {reason}."
-            )
     for argument in ARGUMENTS:
         value = options.get(argument.name, base_kwargs.pop(argument.name, argument.default))
         argument.check(argument.name, value)

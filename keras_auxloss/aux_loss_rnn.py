@@ -115,7 +115,9 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         self._fixed_window_starts = None  # See keras_auxloss.testing.
         self.seed_generator = None
         if self.aux_loss is not None:
-            self.seed_generator = keras.random.SeedGenerator(self.seed)
+            self.seed_generator = keras.random.SeedGenerator(
+                draws_seed(self.seed, self.go_backwards)
+            )
         self.embedding = None
         if self.vocab_size is not None:
             self.embedding = keras.layers.Embedding(
@@ -225,6 +227,11 @@ class AuxLossRNN(Streams, keras.layers.Layer):
 
     def call(self, inputs, training=False, mask=None, initial_state=None):
         inputs, mask = self._standardize(inputs, mask)
+        if self.go_backwards:
+            # Read from the last step to the first: from here on, every
+            # step, window and output is in the order read, as in Keras.
+            inputs = ops.flip(inputs, axis=1)
+            mask = None if mask is None else ops.flip(mask, axis=1)
         initial = self._initial_state(inputs, initial_state)
         model, step = running_step()
         # The auxiliary loss is measured in training, and on held-out data
@@ -321,6 +328,16 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         config = dict(config)
         config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
         return cls(**config)
+
+
+def draws_seed(seed, go_backwards):
+    """The seed of a layer's random draws (anchors, the head's dropout,
+    scheduled sampling): `seed`, or `seed + 1` for a layer that reads
+    backward, so that the backward copy `keras.layers.Bidirectional` makes
+    from the forward layer's configuration draws anchors of its own."""
+    if seed is None or not go_backwards:
+        return seed
+    return seed + 1
 
 
 def _time_major(tensor):

@@ -26,10 +26,24 @@ def default_name(layer_class):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+# The prefixes `keras.layers.Bidirectional` gives the names of its two
+# copies of a layer (`forward_aux_loss_lstm`, `backward_aux_loss_lstm`).
+DIRECTIONS = ("forward_", "backward_")
+
+
+def direction(layer):
+    """`"forward_"` or `"backward_"` for a copy that
+    `keras.layers.Bidirectional` made and named, else `""`."""
+    return next((prefix for prefix in DIRECTIONS if layer.name.startswith(prefix)), "")
+
+
 def is_unnamed(layer):
     """Whether `layer` bears a name Keras gives an unnamed layer of its
-    class: the default name, numbered or not (`aux_loss_lstm_3`)."""
-    return re.fullmatch(rf"{default_name(type(layer))}(_\d+)?", layer.name) is not None
+    class: the default name, numbered or not (`aux_loss_lstm_3`), and
+    within `keras.layers.Bidirectional` with its direction's prefix
+    (`backward_aux_loss_lstm_3`)."""
+    name = layer.name[len(direction(layer)) :]
+    return re.fullmatch(rf"{default_name(type(layer))}(_\d+)?", name) is not None
 
 
 def metric_name(layer, model=None):
@@ -38,21 +52,28 @@ def metric_name(layer, model=None):
 
     A named layer logs `<name>_aux_loss`. The unnamed auxiliary layers of a
     model log `aux_loss`, `aux_loss_1`, `aux_loss_2`, ... in the order of
-    the model's layers: names that do not depend on what the process built
+    the model's layers, and those in `keras.layers.Bidirectional` log
+    `forward_aux_loss` and `backward_aux_loss` (`forward_aux_loss_1`, ...
+    for a second one): names that do not depend on what the process built
     before (Keras numbers unnamed layers across a session). Outside a
-    model, an unnamed layer's name is `aux_loss`.
+    model, an unnamed layer's name is `aux_loss` (`forward_aux_loss`,
+    `backward_aux_loss`).
     """
     if not is_unnamed(layer):
         return f"{layer.name}_aux_loss"
+    prefix = direction(layer)
     unnamed = [layer]
     if model is not None:
         unnamed = [
             other
             for other in model._flatten_layers(include_self=False)
-            if getattr(other, "aux_loss_tracker", None) is not None and is_unnamed(other)
+            if getattr(other, "aux_loss_tracker", None) is not None
+            and is_unnamed(other)
+            and direction(other) == prefix
         ]
     position = next((i for i, other in enumerate(unnamed) if other is layer), 0)
-    return "aux_loss" if position == 0 else f"aux_loss_{position}"
+    name = f"{prefix}aux_loss"
+    return name if position == 0 else f"{name}_{position}"
 
 
 def running_step():

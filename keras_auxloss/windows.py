@@ -88,19 +88,27 @@ def sequence_ends(mask, batch, length):
     return ops.max(valid, axis=1)
 
 
-def sample_window_starts(ends, num_anchors, span, seed):
-    """Draws the anchors' windows: their first steps, uniform over the
-    windows of `span` steps that end before each sequence's end, each
-    example and anchor independently. `seed` is a
-    `keras.random.SeedGenerator` or an int.
+def sequence_firsts(mask, batch):
+    """`(batch,)` int32: each sequence's first valid step (0 if none is)."""
+    if mask is None:
+        return ops.zeros((batch,), "int32")
+    return ops.cast(ops.argmax(ops.cast(mask, "int32"), axis=1), "int32")
 
-    A sequence too short for any window gets start 0 (its windows are left
-    out of the loss). Returns `(batch, num_anchors)` int32.
+
+def sample_window_starts(ends, num_anchors, span, seed, firsts=None):
+    """Draws the anchors' windows: their first steps, uniform over the
+    windows of `span` steps that lie between each sequence's first valid
+    step (`firsts`, 0 if `None`) and its end, each example and anchor
+    independently. `seed` is a `keras.random.SeedGenerator` or an int.
+
+    A sequence too short for any window gets its first valid step (its
+    windows are left out of the loss). Returns `(batch, num_anchors)` int32.
     """
-    room = ops.maximum(ends - span + 1, 1)[:, None]
+    firsts = ops.zeros_like(ends) if firsts is None else firsts
+    room = ops.maximum(ends - firsts - span + 1, 1)[:, None]
     uniform = keras.random.uniform((ops.shape(ends)[0], num_anchors), seed=seed)
     starts = ops.cast(ops.floor(uniform * ops.cast(room, "float32")), "int32")
-    return ops.minimum(starts, room - 1)
+    return firsts[:, None] + ops.minimum(starts, room - 1)
 
 
 def locate(mask, batch, length, *, bptt, aux_loss, aux_length, num_anchors, seed, fixed=None):
@@ -114,11 +122,14 @@ def locate(mask, batch, length, *, bptt, aux_loss, aux_length, num_anchors, seed
     if aux_loss is None:
         return Windows(ends, supervised, None, None)
     span = window_span(aux_loss, aux_length)
+    # Left-padded sequences (and right-padded ones read backward) have their
+    # valid steps at the end: the anchors are drawn over those steps only.
+    firsts = sequence_firsts(mask, batch)
     if fixed is None:
-        starts = sample_window_starts(ends, num_anchors, span, seed)
+        starts = sample_window_starts(ends, num_anchors, span, seed, firsts)
     else:
         starts = ops.convert_to_tensor(fixed(ends) if callable(fixed) else fixed, "int32")
-    return Windows(ends, supervised, starts, ends >= span)
+    return Windows(ends, supervised, starts, ends - firsts >= span)
 
 
 def gather_windows(sequence, starts, span):

@@ -30,8 +30,6 @@ MODES = ("plain", "aux_inference", "aux_training")
 # Arguments of keras.layers.LSTM/GRU that the layers refuse on purpose; a
 # Keras case that sets one is skipped (test_arguments.py checks the error).
 REFUSED_ON_PURPOSE = {
-    "go_backwards": "the auxiliary-loss layers read sequences forward only",
-    "unroll": "the layers run their own loop over time",
     "dropout": "the layers' windows run the cell without dropout (use `aux_dropout`)",
     "recurrent_dropout": "the layers' windows run the cell without dropout",
 }
