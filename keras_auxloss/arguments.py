@@ -348,7 +348,8 @@ def check_combination(options, units):
 
 
 def check_cell(cell):
-    """A Keras RNN cell: `state_size` and `call(inputs, states)`, no dropout."""
+    """A Keras RNN cell: `state_size` and `call(inputs, states)`; dropout
+    only as Keras's `DropoutRNNCell` draws it, not inside a stack."""
     if isinstance(cell, (list, tuple)):
         raise ValueError(
             "Received an invalid value for argument `cell`, expected one RNN cell, got a "
@@ -359,10 +360,20 @@ def check_cell(cell):
             "Received an invalid value for argument `cell`, expected an RNN cell with a "
             f"`state_size` attribute and a `call(inputs, states)` method, got {cell!r}."
         )
-    for name in ("dropout", "recurrent_dropout"):
-        if getattr(cell, name, 0):
+    for inner in getattr(cell, "cells", None) or []:  # keras.layers.StackedRNNCells
+        if any(getattr(inner, name, 0) for name in ("dropout", "recurrent_dropout")):
             raise ValueError(
-                f"The cell has {name}={getattr(cell, name)!r}, which this layer does not "
-                "apply: its windows run the cell without dropout. Use a cell without "
-                "dropout, and `aux_dropout` or a Dropout layer on the outputs."
+                "Received an invalid value for argument `cell`: a StackedRNNCells whose "
+                f"cell {inner.name!r} has dropout, which this layer cannot apply to the cells "
+                "of a stack. Stack layers instead (one AuxLossRNN, or a Keras RNN layer, on "
+                "another), or use cells without dropout."
+            )
+    for name in ("dropout", "recurrent_dropout"):
+        if getattr(cell, name, 0) and not callable(getattr(cell, "get_dropout_mask", None)):
+            raise ValueError(
+                f"Received an invalid value for argument `cell`: it has {name}="
+                f"{getattr(cell, name)!r} but no `get_dropout_mask` and "
+                "`get_recurrent_dropout_mask`, through which this layer draws a cell's "
+                "masks as keras.layers.RNN does. Give the cell Keras's DropoutRNNCell "
+                "methods, as Keras's own cells have them."
             )

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_auxloss import arguments, auxiliary, truncation, windows
+from keras_auxloss import dropout as cell_dropout
 from keras_auxloss.auxiliary import AuxiliaryDecoder
 from keras_auxloss.cells import output_size, runner_for, state_sizes
 from keras_auxloss.documentation import documented
@@ -23,8 +24,10 @@ CELL_DOC = (
     "A Keras RNN cell, as `keras.layers.RNN` takes: `LSTMCell`, `GRUCell`, "
     "`SimpleRNNCell`, or a cell of your own with `state_size` (an int or a list of ints), "
     "optionally `output_size`, and `call(inputs, states)` returning `(output, new_states)`. "
-    "Cell dropout is not supported. Keras's `LSTMCell` runs on a faster path with the same "
-    "values."
+    "A cell's `dropout` and `recurrent_dropout` (Keras's `DropoutRNNCell`) apply as in "
+    "`keras.layers.RNN`: one mask per sequence and call, in training only, the same in "
+    "every window. Keras's `LSTMCell` runs on a faster path with the same values (with "
+    "input dropout too)."
 )
 
 
@@ -141,12 +144,14 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         ]
         if self.aux_loss == "reconstruct":
             # The bottom layer starts from the main cell's full state: a cell
-            # of its kind and size, without the regularizers and constraints
-            # set for the main network.
+            # of its kind and size, without the regularizers, constraints and
+            # dropout set for the main network (as in the paper, only the
+            # decoder's head drops).
             config = {
                 key: None if key.endswith(("_regularizer", "_constraint")) else value
                 for key, value in self.cell.get_config().items()
             }
+            config.update({k: 0.0 for k in ("dropout", "recurrent_dropout") if k in config})
             cells[0] = type(self.cell).from_config({**config, "name": "decoder_cell_0"})
         return cells
 
@@ -248,16 +253,19 @@ class AuxLossRNN(Streams, keras.layers.Layer):
 
         # 1. Where the windows lie: the supervised window and the anchors' windows.
         located = self._locate_windows(inputs, mask, training)
+        # The cell's dropout masks, drawn once: every run of the call reads them.
+        dropout = self._dropout_masks(inputs) if training else None
         # 2. The truncated run: each window from its start state, cut from the gradient.
         run = truncation.truncated_run(
             self.main_network, sequence, steps_mask, initial, located,
-            bptt=self.bptt, return_sequences=self.return_sequences,
+            bptt=self.bptt, return_sequences=self.return_sequences, dropout=dropout,
         )  # fmt: skip
         # 3. The auxiliary loss at the anchors, added to the model's loss.
         if self.aux_loss is not None:
             loss, tokens = auxiliary.auxiliary_loss(
-                self, sequence, steps_mask, located, run.window_start_states, training
-            )
+                self, sequence, steps_mask, located, run.window_start_states, training,
+                dropout,
+            )  # fmt: skip
             self.add_loss(self.aux_weight * loss)
             self.aux_loss_tracker.name = metric_name(self, model)
             self.aux_loss_tracker.update_state(loss, sample_weight=tokens)
@@ -273,6 +281,12 @@ class AuxLossRNN(Streams, keras.layers.Layer):
             owner=owner,
         )
         return inputs, standardize_mask(mask, inputs, mask_zero=self.mask_zero, owner=owner)
+
+    def _dropout_masks(self, inputs):
+        """The main cell's dropout masks for a training batch, or `None`."""
+        input_dim = self._input_dim(tuple(inputs.shape))
+        batch = ops.shape(inputs)[0]
+        return cell_dropout.draw(self.cell, batch, input_dim, self.cell.compute_dtype)
 
     def _locate_windows(self, inputs, mask, training):
         return windows.locate(
@@ -315,7 +329,7 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         batch, length = input_shape[0], input_shape[1]
         output = (batch, length, self.units) if self.return_sequences else (batch, self.units)
         if self.return_state:
-            return [output] + [(batch, size) for size in state_sizes(self.cell)]
+            return (output, *((batch, size) for size in state_sizes(self.cell)))
         return output
 
     def get_config(self):

@@ -14,6 +14,8 @@ features (mean squared error). The loss is the mean over the predicted
 tokens of every anchor.
 """
 
+import functools
+
 import keras
 from keras import ops
 
@@ -93,11 +95,12 @@ class AuxiliaryDecoder:
         return logits
 
 
-def auxiliary_loss(layer, sequence, mask, located, start_states, training):
+def auxiliary_loss(layer, sequence, mask, located, start_states, training, dropout=None):
     """`(loss, tokens)`: the mean per-token auxiliary loss over every
     anchor's window of a time-major `sequence`, and the number of tokens
     predicted. Windows of sequences too short for one (`located.fits`
-    false) and masked targets count for nothing."""
+    false) and masked targets count for nothing. The main network reads
+    each window with its example's cell `dropout` masks (or `None`)."""
     span = windows.window_span(layer.aux_loss, layer.aux_length)
     data = windows.gather_windows(sequence, located.window_starts, span)
     window_mask = None
@@ -108,16 +111,18 @@ def auxiliary_loss(layer, sequence, mask, located, start_states, training):
     weights = ops.repeat(ops.cast(located.fits, "float32"), layer.num_anchors)[None, :]
     if window_mask is not None:
         weights = weights * ops.cast(window_mask[1:], "float32")
+    if dropout is not None:
+        dropout = dropout.per_anchor(layer.num_anchors)
     loss = reconstruction_loss if layer.aux_loss == "reconstruct" else prediction_loss
-    return loss(layer, data, window_mask, state, weights, training)
+    return loss(layer, data, window_mask, state, weights, training, dropout)
 
 
-def reconstruction_loss(layer, data, window_mask, state, weights, training):
+def reconstruction_loss(layer, data, window_mask, state, weights, training, dropout=None):
     """The r-LSTM's loss on windows `data` `(aux_length, windows, ...)`: the
     main network reads each window from its start `state`; from its state
     at the anchor, the window's last step, the decoder is fed the window's
     tokens and predicts each next one."""
-    inputs, state, _ = _run_main_network(layer, data, window_mask, state, False)
+    inputs, state, _ = _run_main_network(layer, data, window_mask, state, False, dropout)
     data = ops.stop_gradient(data)  # Targets and fed tokens are data, not paths for gradient.
     if inputs is None:
         inputs = data
@@ -138,33 +143,39 @@ def reconstruction_loss(layer, data, window_mask, state, weights, training):
     return mean_token_loss(_head_loss(layer, hidden, data[1:], training), weights)
 
 
-def prediction_loss(layer, data, window_mask, state, weights, training):
+def prediction_loss(layer, data, window_mask, state, weights, training, dropout=None):
     """The p-LSTM's loss on windows `data` `(aux_length + 1, windows, ...)`:
     the main network reads each window's first `aux_length` steps from its
     start `state`, the anchor being the first; the decoder reads its
     outputs and predicts each next token."""
-    _, _, outputs = _run_main_network(layer, data[:-1], window_mask, state, True)
+    _, _, outputs = _run_main_network(layer, data[:-1], window_mask, state, True, dropout)
     states = layer.decoder.zero_states(ops.shape(data)[1])
     hidden = layer.decoder.decode(outputs, states, dropout=layer.aux_dropout, training=training)
     targets = ops.stop_gradient(data[1:])
     return mean_token_loss(_head_loss(layer, hidden, targets, training), weights)
 
 
-def _run_main_network(layer, data, window_mask, state, return_sequences):
+def _run_main_network(layer, data, window_mask, state, return_sequences, dropout):
     """`(embedded, state, outputs)`: the main network over windows `data`
-    from their start `state`. A token window is embedded once, and
-    `embedded` returned for the reconstruction decoder to read too (`None`
-    for float inputs)."""
+    from their start `state`, with its `dropout` masks. A token window is
+    embedded once, and `embedded` returned for the reconstruction decoder
+    to read too (`None` for float inputs): the decoder reads the tokens
+    undropped."""
     main = layer.main_network
     embedded = None
     if layer.vocab_size is None:
-        inputs, input_fn = data, main.runner.project
+        inputs, input_fn = data, functools.partial(main.runner.project, dropout=dropout)
     else:
         embedded = main.embed(data)
-        inputs, input_fn = main.runner.project(embedded), None
+        inputs, input_fn = main.runner.project(embedded, dropout), None
     mask = None if window_mask is None else window_mask[: ops.shape(data)[0]]
     _, state, outputs, _ = main.run(
-        inputs, state, input_fn=input_fn, mask=mask, return_sequences=return_sequences
+        inputs,
+        state,
+        input_fn=input_fn,
+        mask=mask,
+        return_sequences=return_sequences,
+        dropout=dropout,
     )
     return embedded, state, outputs
 

@@ -31,31 +31,35 @@ class TruncatedRun(NamedTuple):
     window_start_states: tuple  # (batch, num_anchors, size) each, cut; None without anchors.
 
 
-def truncated_run(main, sequence, mask, initial, located, *, bptt, return_sequences):
+def truncated_run(main, sequence, mask, initial, located, *, bptt, return_sequences, dropout=None):
     """The main network over a time-major `sequence` (`mask` `(time, batch)`
     or `None`) from `initial`, in training, truncated at the windows of
-    `located` (a `windows.Windows`), as `TruncatedRun`."""
+    `located` (a `windows.Windows`), as `TruncatedRun`. Every run drops
+    with the same `dropout` masks (`DropoutMasks`, or `None`), so that the
+    windows run again give the capture pass's values."""
     captures = [] if bptt is None else [located.supervised_starts[:, None] - 1]
     if located.window_starts is not None:
         captures.append(located.window_starts - 1)
     capture_after = ops.concatenate(captures, axis=1) if captures else None
     if bptt is None:
-        inputs, input_fn = main.window_inputs(sequence)
+        inputs, input_fn = main.window_inputs(sequence, dropout)
         output, state, sequences, captured = main.run(
             inputs,
             initial,
             input_fn=input_fn,
+            dropout=dropout,
             mask=mask,
             capture_after=capture_after,
             return_sequences=return_sequences,
         )
     else:
         earlier, captured = _capture_pass(
-            main, sequence, mask, initial, capture_after, return_sequences
+            main, sequence, mask, initial, capture_after, return_sequences, dropout
         )
         output, state, sequences = _supervised_window(
-            main, sequence, mask, located.supervised_starts, captured, bptt, return_sequences
-        )
+            main, sequence, mask, located.supervised_starts, captured, bptt, return_sequences,
+            dropout,
+        )  # fmt: skip
         if return_sequences:
             sequences = windows.place_window(
                 ops.stop_gradient(earlier), sequences, located.supervised_starts
@@ -67,7 +71,7 @@ def truncated_run(main, sequence, mask, initial, located, *, bptt, return_sequen
     return TruncatedRun(output, state, sequences, start_states)
 
 
-def _capture_pass(main, sequence, mask, initial, capture_after, return_sequences):
+def _capture_pass(main, sequence, mask, initial, capture_after, return_sequences, dropout):
     """The pass outside the gradient: `(sequences, captured)`, every output
     (with `return_sequences`) and the output and states after the steps of
     `capture_after`. It stops where the last window starts unless every
@@ -76,6 +80,7 @@ def _capture_pass(main, sequence, mask, initial, capture_after, return_sequences
         _, _, sequences, captured = main.run_whole(
             ops.stop_gradient(sequence),
             initial,
+            dropout=dropout,
             mask=mask,
             capture_after=capture_after,
             num_steps=None if return_sequences else ops.max(capture_after) + 1,
@@ -84,17 +89,18 @@ def _capture_pass(main, sequence, mask, initial, capture_after, return_sequences
     return sequences, captured
 
 
-def _supervised_window(main, sequence, mask, starts, captured, bptt, return_sequences):
+def _supervised_window(main, sequence, mask, starts, captured, bptt, return_sequences, dropout):
     """`(output, state, sequences)` of the supervised window, run from the
     output and state captured before it, cut from the gradient."""
     initial_output, *initial = (ops.stop_gradient(s[:, 0]) for s in captured)
     window = windows.gather_windows(sequence, starts[:, None], bptt)
-    inputs, input_fn = main.window_inputs(window)
+    inputs, input_fn = main.window_inputs(window, dropout)
     window_mask = None if mask is None else windows.gather_windows(mask, starts[:, None], bptt)
     output, state, sequences, _ = main.run(
         inputs,
         initial,
         input_fn=input_fn,
+        dropout=dropout,
         initial_output=initial_output,
         mask=window_mask,
         return_sequences=return_sequences,

@@ -27,13 +27,6 @@ FLAVORS = {
 #   gradients, never values, so Keras's expected values still hold.
 MODES = ("plain", "aux_inference", "aux_training")
 
-# Arguments of keras.layers.LSTM/GRU that the layers refuse on purpose; a
-# Keras case that sets one is skipped (test_arguments.py checks the error).
-REFUSED_ON_PURPOSE = {
-    "dropout": "the layers' windows run the cell without dropout (use `aux_dropout`)",
-    "recurrent_dropout": "the layers' windows run the cell without dropout",
-}
-
 
 def cell_argument_names(cell_class):
     names = set(inspect.signature(cell_class.__init__).parameters) - {"self", "units", "kwargs"}
@@ -68,14 +61,7 @@ class Subject:
         return self.mode == "aux_training"
 
     def split(self, kwargs):
-        """Keras's layer arguments as `(cell_kwargs, layer_kwargs)`; skips a
-        case that sets an argument refused on purpose."""
-        for name, why in REFUSED_ON_PURPOSE.items():
-            if kwargs.get(name):
-                pytest.skip(
-                    f"`{name}` is refused on purpose ({why}); test_arguments.py checks "
-                    "that it is refused with an error naming it"
-                )
+        """Keras's layer arguments as `(cell_kwargs, layer_kwargs)`."""
         cell_names = cell_argument_names(self.cell_class)
         cell_kwargs = {k: v for k, v in kwargs.items() if k in cell_names}
         layer_kwargs = {k: v for k, v in kwargs.items() if k not in cell_names}

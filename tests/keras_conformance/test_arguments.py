@@ -1,7 +1,7 @@
-"""The arguments of `keras.layers.LSTM` and `GRU` that Keras's tests set and
-our layers refuse on purpose (conftest.py skips those cases), each with an
-error that names it; and the cell arguments, which `AuxLossLSTM` and
-`AuxLossGRU` pass on to their cell as `keras.layers.LSTM` and `GRU` do.
+"""The arguments of `keras.layers.LSTM` and `GRU` beyond Keras's tests: the
+layer arguments `AuxLossRNN` keeps (`go_backwards`, `unroll`), and the cell
+arguments, which `AuxLossLSTM` and `AuxLossGRU` pass on to their cell as
+`keras.layers.LSTM` and `GRU` do (dropout included).
 """
 
 import keras
@@ -19,15 +19,6 @@ LAYERS = {AuxLossLSTM: keras.layers.LSTMCell, AuxLossGRU: keras.layers.GRUCell}
 CELLS = (keras.layers.LSTMCell, keras.layers.GRUCell)
 
 
-@pytest.mark.parametrize("aux_loss", ["reconstruct", None])
-@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout"])
-@pytest.mark.parametrize("layer_class", list(LAYERS), ids=lambda c: c.__name__)
-def test_refused_on_purpose(layer_class, argument, aux_loss):
-    value = 0.5 if "dropout" in argument else True
-    with pytest.raises(ValueError, match=rf"\b{argument}\b"):
-        layer_class(3, aux_loss=aux_loss, **{argument: value})
-
-
 @pytest.mark.parametrize("argument", ["go_backwards", "unroll"])
 @pytest.mark.parametrize("cell_class", CELLS, ids=lambda c: c.__name__)
 def test_rnn_takes_layer_argument(cell_class, argument):
@@ -35,15 +26,6 @@ def test_rnn_takes_layer_argument(cell_class, argument):
     layer = AuxLossRNN(cell_class(3), **{argument: True})
     revived = AuxLossRNN.from_config(layer.get_config())
     assert getattr(layer, argument) is getattr(revived, argument) is True
-
-
-@pytest.mark.parametrize("aux_loss", ["reconstruct", None])
-@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout"])
-@pytest.mark.parametrize("cell_class", CELLS, ids=lambda c: c.__name__)
-def test_rnn_refuses_cell_dropout(cell_class, argument, aux_loss):
-    # keras.layers.LSTM hands its dropout to its cell: here the user's cell.
-    with pytest.raises(ValueError, match=rf"\b{argument}\b"):
-        AuxLossRNN(cell_class(3, **{argument: 0.5}), aux_loss=aux_loss)
 
 
 # The cell arguments Keras's lstm_test.py and gru_test.py give the layer.
@@ -56,6 +38,8 @@ CELL_ARGUMENTS = {
     "recurrent_regularizer": "l2",
     "bias_regularizer": "l1",
     "implementation": 1,
+    "dropout": 0.25,
+    "recurrent_dropout": 0.125,
 }
 CASES = [(AuxLossLSTM, name) for name in [*CELL_ARGUMENTS, "unit_forget_bias"]]
 CASES += [(AuxLossGRU, name) for name in [*CELL_ARGUMENTS, "reset_after"]]
