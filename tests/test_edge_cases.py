@@ -1,0 +1,90 @@
+"""Edge cases: masked last steps with `zero_output_for_mask`."""
+
+import keras
+import numpy as np
+import pytest
+from support import numpy
+
+from keras_auxloss import AuxLossGRU, AuxLossLSTM
+
+pytestmark = pytest.mark.any_backend
+
+KERAS_LAYERS = {AuxLossLSTM: keras.layers.LSTM, AuxLossGRU: keras.layers.GRU}
+
+
+def features(batch=2, length=8, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, length, 3)).astype("float32")
+
+
+def keras_twin(layer, batch_size=None):
+    """Keras's own layer with `layer`'s settings and main weights."""
+    twin = KERAS_LAYERS[type(layer)](
+        layer.units,
+        zero_output_for_mask=layer.zero_output_for_mask,
+        return_sequences=layer.return_sequences,
+        stateful=layer.stateful,
+    )
+    twin.build((batch_size, None, 3))
+    twin.set_weights(layer.cell.get_weights())
+    return twin
+
+
+@pytest.mark.parametrize("layer_class", [AuxLossLSTM, AuxLossGRU])
+@pytest.mark.parametrize("aux_loss", [None, "reconstruct"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("stateful", [False, True])
+def test_zero_output_for_mask_gives_keras_values_in_training(
+    layer_class, aux_loss, return_sequences, stateful
+):
+    # Masked last steps (5 and 8 valid steps of 8), longer than bptt.
+    x = features(2, 8)
+    mask = np.arange(8)[None, :] < np.array([5, 8])[:, None]
+    layer = layer_class(
+        4,
+        bptt=3,
+        aux_loss=aux_loss,
+        aux_length=3,
+        zero_output_for_mask=True,
+        return_sequences=return_sequences,
+        stateful=stateful,
+        seed=0,
+    )
+    layer.build((2, 8, 3))
+    twin = keras_twin(layer, batch_size=2 if stateful else None)
+    # Two batches in a row: a stateful layer carries its state between them.
+    expected = [numpy(twin(x, mask=mask)) for _ in range(2)]
+    for training in (False, True):
+        if stateful:
+            layer.reset_state()
+        for want in expected:
+            got = numpy(layer(x, mask=mask, training=training))
+            np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"training={training}")
+    if not return_sequences:
+        np.testing.assert_array_equal(expected[0][0], 0.0)
+
+
+@pytest.mark.parametrize("layer_class", [AuxLossLSTM, AuxLossGRU])
+@pytest.mark.parametrize("bptt", [3, 10, None])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_zero_output_for_mask_in_a_batch_padded_to_fit_the_windows(
+    layer_class, bptt, return_sequences
+):
+    # Built for any length: a batch of 8 steps is padded to the 10 steps of
+    # an anchor's window (or of bptt=10), and outputs what its own last step does.
+    x = features(2, 8)
+    mask = np.arange(8)[None, :] < np.array([5, 8])[:, None]
+    layer = layer_class(
+        4,
+        bptt=bptt,
+        aux_length=10,
+        zero_output_for_mask=True,
+        return_sequences=return_sequences,
+        seed=0,
+    )
+    layer.build((None, None, 3))
+    twin = keras_twin(layer)
+    for m in (mask, None):
+        want = numpy(twin(x, mask=m))
+        for training in (False, True):
+            got = numpy(layer(x, mask=m, training=training))
+            np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"training={training}")
