@@ -1,4 +1,5 @@
-"""Edge cases: masked last steps with `zero_output_for_mask`."""
+"""Edge cases: masked last steps with `zero_output_for_mask` and the logs
+of `train_on_batch` and `test_on_batch`."""
 
 import keras
 import numpy as np
@@ -88,3 +89,48 @@ def test_zero_output_for_mask_in_a_batch_padded_to_fit_the_windows(
         for training in (False, True):
             got = numpy(layer(x, mask=m, training=training))
             np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"training={training}")
+
+
+def token_model(aux_weight):
+    model = keras.Sequential(
+        [
+            keras.Input((12,), dtype="int32"),
+            AuxLossLSTM(
+                8, vocab_size=8, bptt=4, aux_length=4, aux_weight=aux_weight, aux_dropout=0.0
+            ),
+            keras.layers.Dense(2),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+@pytest.mark.parametrize("method", ["train_on_batch", "test_on_batch"])
+def test_on_batch_logs_the_auxiliary_loss_included_in_the_loss(method):
+    x = np.random.default_rng(0).integers(1, 8, size=(4, 12)).astype("int32")
+    y = np.array([0, 1, 0, 1])
+    model = token_model(aux_weight=0.5)
+    for _ in range(2):
+        # Truncation changes no value: the supervised loss is the inference one.
+        supervised = float(model.loss(y, model(x)))
+        logs = getattr(model, method)(x, y, return_dict=True)
+        assert logs["aux_loss"] > 0.1
+        np.testing.assert_allclose(
+            logs["loss"] - supervised, 0.5 * logs["aux_loss"], rtol=1e-4, atol=1e-5
+        )
+
+
+def test_fit_logs_the_mean_of_the_logged_batches():
+    x = np.random.default_rng(0).integers(1, 8, size=(8, 12)).astype("int32")
+    y = np.array([0, 1] * 4)
+    model = token_model(aux_weight=0.5)
+    batches = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(logs["aux_loss"])
+
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[Record()])
+    assert len(batches) == 2 and batches[0] > 0.1
+    # Each batch's logs hold the running mean: the last one is the epoch's.
+    np.testing.assert_allclose(batches[-1], history.history["aux_loss"][0], rtol=1e-5)
