@@ -1,12 +1,15 @@
-"""Edge cases: masked last steps with `zero_output_for_mask` and the logs
-of `train_on_batch` and `test_on_batch`."""
+"""Edge cases: masked last steps with `zero_output_for_mask`, the logs of
+`train_on_batch` and `test_on_batch` and masks that do not fit the
+inputs."""
+
+import re
 
 import keras
 import numpy as np
 import pytest
-from support import numpy
+from support import BACKEND, numpy
 
-from keras_auxloss import AuxLossGRU, AuxLossLSTM
+from keras_auxloss import AuxLossGRU, AuxLossLSTM, AuxLossRNN
 
 pytestmark = pytest.mark.any_backend
 
@@ -134,3 +137,46 @@ def test_fit_logs_the_mean_of_the_logged_batches():
     assert len(batches) == 2 and batches[0] > 0.1
     # Each batch's logs hold the running mean: the last one is the epoch's.
     np.testing.assert_allclose(batches[-1], history.history["aux_loss"][0], rtol=1e-5)
+
+
+MASK_LAYERS = {
+    "lstm": lambda: AuxLossLSTM(4, bptt=3, aux_length=3),
+    "gru_sequences": lambda: AuxLossGRU(4, bptt=3, aux_length=3, return_sequences=True),
+    "simple_rnn": lambda: AuxLossRNN(keras.layers.SimpleRNNCell(4), bptt=3, aux_length=3),
+}
+
+
+@pytest.mark.parametrize("make", MASK_LAYERS.values(), ids=MASK_LAYERS.keys())
+@pytest.mark.parametrize("mask_shape", [(2, 6), (2, 10), (3, 8), (2, 6, 1)])
+@pytest.mark.parametrize("training", [False, True])
+def test_a_mask_that_does_not_fit_the_inputs_is_named(make, mask_shape, training):
+    x = features(2, 8)
+    layer = make()
+    expected = re.escape(f"got a mask of shape {mask_shape} for inputs of shape (2, 8, 3)")
+    with pytest.raises(ValueError, match=expected):
+        layer(x, mask=np.ones(mask_shape, bool), training=training)
+    layer(x, mask=np.ones((2, 8), bool), training=training)  # A mask that fits passes.
+
+
+def test_a_token_mask_that_does_not_fit_the_ids_is_named():
+    layer = AuxLossLSTM(4, vocab_size=5, bptt=3, aux_length=3, mask_zero=True)
+    with pytest.raises(ValueError, match=r"mask of shape \(2, 6\).*inputs of shape \(2, 8\)"):
+        layer(np.ones((2, 8), "int32"), mask=np.ones((2, 6), bool))
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow alone traces unknown lengths")
+def test_a_mask_of_a_length_known_only_at_run_time_is_checked_when_it_runs():
+    import tensorflow as tf
+
+    layer = AuxLossLSTM(4, bptt=3, aux_length=3)
+    layer.build((None, None, 3))
+    call = tf.function(
+        lambda x, mask: layer(x, mask=mask),
+        input_signature=[
+            tf.TensorSpec((None, None, 3), "float32"),
+            tf.TensorSpec((None, None), "bool"),
+        ],
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Expected a mask of shape"):
+        call(features(2, 8), np.ones((2, 6), bool))
+    call(features(2, 8), np.ones((2, 8), bool))
