@@ -79,7 +79,8 @@ def _capture_pass(main, sequence, mask, initial, capture_after, return_sequences
             initial,
             mask=mask,
             capture_after=capture_after,
-            num_steps=None if return_sequences else ops.max(capture_after) + 1,
+            # `initial`: an empty batch captures nothing and runs no step.
+            num_steps=None if return_sequences else ops.max(capture_after, initial=-1) + 1,
             return_sequences=return_sequences,
         )
     return sequences, captured

@@ -1,6 +1,6 @@
 """Edge cases: masked last steps with `zero_output_for_mask`, the logs of
-`train_on_batch` and `test_on_batch` and masks that do not fit the
-inputs."""
+`train_on_batch` and `test_on_batch`, masks that do not fit the inputs
+and empty batches."""
 
 import re
 
@@ -180,3 +180,39 @@ def test_a_mask_of_a_length_known_only_at_run_time_is_checked_when_it_runs():
     with pytest.raises(tf.errors.InvalidArgumentError, match="Expected a mask of shape"):
         call(features(2, 8), np.ones((2, 6), bool))
     call(features(2, 8), np.ones((2, 8), bool))
+
+
+EMPTY_LAYERS = {
+    "lstm_features": (lambda: AuxLossLSTM(4, bptt=3, aux_length=3), (0, 8, 3), (0, 4)),
+    "lstm_tokens": (
+        lambda: AuxLossLSTM(4, vocab_size=5, bptt=3, aux_length=3, mask_zero=True),
+        (0, 8),
+        (0, 4),
+    ),
+    "gru_predict_full_bptt": (
+        lambda: AuxLossGRU(
+            4, vocab_size=5, bptt=None, aux_loss="predict", aux_length=3, return_sequences=True
+        ),
+        (0, 8),
+        (0, 8, 4),
+    ),
+    "simple_rnn": (
+        lambda: AuxLossRNN(keras.layers.SimpleRNNCell(4), bptt=3, aux_length=3),
+        (0, 8, 3),
+        (0, 4),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", EMPTY_LAYERS.values(), ids=EMPTY_LAYERS.keys())
+def test_an_empty_batch_trains_to_an_empty_output_and_no_auxiliary_loss(case):
+    make, input_shape, output_shape = case
+    layer = make()
+    dtype = "float32" if len(input_shape) == 3 else "int32"
+    inputs = np.zeros(input_shape, dtype)
+    for training in (False, True):
+        output = layer(inputs, training=training)
+        assert tuple(output.shape) == output_shape
+    (added,) = layer.losses
+    assert float(numpy(added)) == 0.0
+    assert float(numpy(layer.aux_loss_tracker.result())) == 0.0
