@@ -1,7 +1,8 @@
-"""What the layer reads: its inputs and their mask, taken as
-`keras.layers.Embedding` and `keras.layers.RNN` take them, the mask
-checked to fit the inputs, and the inputs checked at run time when
-`validate_inputs` asks (`keras_auxloss.backends`)."""
+"""What the layer reads: its dense inputs and their mask, taken as
+`keras.layers.Embedding` and `keras.layers.RNN` take them (ragged and
+sparse tensors are refused), the mask checked to fit the inputs, and the
+inputs checked at run time when `validate_inputs` asks
+(`keras_auxloss.backends`)."""
 
 import keras
 from keras import ops
@@ -16,6 +17,7 @@ def standardize_inputs(inputs, *, vocab_size, dtype, validate, owner):
     does), a negative id `-k` read as `vocab_size - k` as the embedding
     reads it, so that it is also the auxiliary target. `owner` names the
     layer in the errors of the run-time checks."""
+    _refuse_ragged_and_sparse(inputs, owner)
     inputs = ops.convert_to_tensor(inputs)
     if not hasattr(inputs, "ndim"):  # A tf.Variable stays one: read it.
         inputs = ops.copy(inputs)
@@ -73,3 +75,18 @@ def _check_mask_fits(mask, inputs, given, owner):
     if unknown and not keras.backend.is_keras_tensor(mask):
         return current.assert_mask_fits(mask, inputs, message)
     return mask
+
+
+def _refuse_ragged_and_sparse(inputs, owner):
+    """Raises a `ValueError` for a `tf.RaggedTensor` or `tf.SparseTensor`:
+    the layer reads dense padded batches. Read by class name, so that other
+    backends need not import TensorFlow."""
+    kind = type(inputs).__name__
+    if kind in ("RaggedTensor", "SparseTensor"):
+        raise ValueError(
+            f"{owner} expects a dense tensor, got a `tf.{kind}` of shape {inputs.shape}. "
+            "Pass a dense, right-padded tensor and mark its padding with a mask: "
+            "`ragged.to_tensor()` (or `tf.sparse.to_dense(sparse)`) with "
+            "`keras.layers.Masking`, the `mask` call argument, or `mask_zero=True` "
+            "for token ids padded with 0."
+        )

@@ -1,6 +1,6 @@
 """Edge cases: masked last steps with `zero_output_for_mask`, the logs of
-`train_on_batch` and `test_on_batch`, masks that do not fit the inputs
-and empty batches."""
+`train_on_batch` and `test_on_batch`, masks that do not fit the inputs,
+empty batches and inputs that are not dense tensors."""
 
 import re
 
@@ -216,3 +216,15 @@ def test_an_empty_batch_trains_to_an_empty_output_and_no_auxiliary_loss(case):
     (added,) = layer.losses
     assert float(numpy(added)) == 0.0
     assert float(numpy(layer.aux_loss_tracker.result())) == 0.0
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="ragged and sparse tensors are TensorFlow's")
+@pytest.mark.parametrize("kind", ["ragged", "sparse"])
+def test_ragged_and_sparse_inputs_are_refused_with_what_to_pass(kind):
+    import tensorflow as tf
+
+    ragged = tf.ragged.constant([[1, 2, 3], [4, 1]], dtype="int32")
+    inputs = ragged if kind == "ragged" else tf.sparse.from_dense(ragged.to_tensor())
+    layer = AuxLossLSTM(4, vocab_size=5, bptt=2, aux_length=2)
+    with pytest.raises(ValueError, match=f"(?i){kind}tensor.*dense.*mask"):
+        layer(inputs)
