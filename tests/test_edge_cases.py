@@ -1,6 +1,7 @@
 """Edge cases: masked last steps with `zero_output_for_mask`, the logs of
 `train_on_batch` and `test_on_batch`, masks that do not fit the inputs,
-empty batches and inputs that are not dense tensors."""
+empty batches, token ids past the vocabulary, and inputs that are not
+dense tensors."""
 
 import re
 
@@ -216,6 +217,27 @@ def test_an_empty_batch_trains_to_an_empty_output_and_no_auxiliary_loss(case):
     (added,) = layer.losses
     assert float(numpy(added)) == 0.0
     assert float(numpy(layer.aux_loss_tracker.result())) == 0.0
+
+
+def test_token_ids_past_the_vocabulary_unchecked_and_checked():
+    tokens = np.ones((2, 8), "int32")
+    tokens[1, 3] = 5  # vocab_size.
+    unchecked = AuxLossLSTM(4, vocab_size=5, bptt=3, aux_length=3)
+    if BACKEND == "jax":
+        # As Keras's Embedding on JAX: the lookup fills the row with NaN.
+        output = numpy(unchecked(tokens))
+        assert np.isnan(output[1]).all() and np.isfinite(output[0]).all()
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"5 is not in \[0, 5\)"):
+            unchecked(tokens)
+    else:
+        with pytest.raises(IndexError, match="index out of range"):
+            unchecked(tokens)
+    checked = AuxLossLSTM(4, vocab_size=5, bptt=3, aux_length=3, validate_inputs=True)
+    with pytest.raises(Exception, match=r"outside \[0, vocab_size=5\)"):
+        checked(tokens)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="ragged and sparse tensors are TensorFlow's")
