@@ -220,10 +220,11 @@ ARGUMENTS = (
         _boolean,
         "Bool, check every batch at run time: token ids must lie in `[0, vocab_size)`, "
         "float inputs must be finite; a bad batch stops the call with an error naming the "
-        'problem (see "Bad data" in the README). Unchecked, a negative id `-k` is read as '
-        "`vocab_size - k`, as `keras.layers.Embedding` reads it, and a NaN input makes the "
-        "loss NaN (stop training on it with `keras.callbacks.TerminateOnNaN`). XLA drops "
-        "the checks.",
+        'problem, on every backend (see "Bad data" in `docs/guide.md`). Unchecked, an id of '
+        "`vocab_size` or more fails in the embedding lookup on TensorFlow and PyTorch and "
+        "reads NaN on JAX; a negative id `-k` is read as `vocab_size - k`, as "
+        "`keras.layers.Embedding` reads it, and a NaN input makes the loss NaN (stop "
+        "training on it with `keras.callbacks.TerminateOnNaN`). XLA drops the checks.",
     ),
     Argument(
         "seed",

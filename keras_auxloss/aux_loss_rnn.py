@@ -248,6 +248,8 @@ class AuxLossRNN(Streams, keras.layers.Layer):
             )  # fmt: skip
             return self._outputs(output, state, sequences)
         length = ops.shape(inputs)[1]
+        # Read before a short batch is padded: its own last step, not the padding's.
+        last_step_valid = None if mask is None else mask[:, -1]
         inputs, mask = windows.pad_to_fit(inputs, mask, self._shortest_length)
         sequence, steps_mask = _time_major(inputs), _time_major(mask)
 
@@ -269,7 +271,12 @@ class AuxLossRNN(Streams, keras.layers.Layer):
             self.add_loss(self.aux_weight * loss)
             self.aux_loss_tracker.name = metric_name(self, model)
             self.aux_loss_tracker.update_state(loss, sample_weight=tokens)
-        return self._outputs(run.output, run.state, run.sequences, length)
+        output = run.output
+        if self.zero_output_for_mask and last_step_valid is not None:
+            # The run's output is each sequence's last valid step's; Keras
+            # outputs zeros where the last step is masked.
+            output = ops.where(last_step_valid[:, None], output, ops.zeros_like(output))
+        return self._outputs(output, run.state, run.sequences, length)
 
     def _standardize(self, inputs, mask):
         owner = type(self).__name__

@@ -8,9 +8,13 @@ copy of the variable and lost). Keras's JAX trainer runs `call` in a stateless s
 does not hold the metrics' variables (they are purged during `fit`), so a
 metric updated there fails with "'NoneType' object is not callable"
 (keras-team/keras#21639, #19402). On JAX the mean is therefore kept on the
-host: each batch sends its loss and weight with an ordered
-`jax.debug.callback`, and `result()` reads the mean back with an ordered
-`io_callback`, so the logs show the same running mean over the epoch.
+host: each batch sends its loss and weight with an ordered `io_callback`,
+and `result()` reads the mean back with another, so the logs show the
+running mean over the epoch, that batch's included. Both are
+`io_callback`s because JAX orders ordered callbacks among those of one
+kind only: an update sent with `jax.debug.callback` could run after the
+read in the same compiled step, where `train_on_batch` and
+`test_on_batch` read their logs.
 """
 
 import re
@@ -129,7 +133,9 @@ class HostMean(keras.metrics.Metric):
         import jax
 
         weight = 1.0 if sample_weight is None else sample_weight
-        jax.debug.callback(self._add, values, weight, ordered=_ordered())
+        # Cut from the gradient: an io_callback has no derivative.
+        values, weight = jax.lax.stop_gradient((values, weight))
+        jax.experimental.io_callback(self._add, None, values, weight, ordered=_ordered())
 
     def _add(self, values, weight):
         self._total += float(np.sum(np.asarray(values, np.float64) * weight))

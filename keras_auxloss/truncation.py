@@ -25,7 +25,7 @@ from keras_auxloss import windows
 class TruncatedRun(NamedTuple):
     """What the main network's run in training gives."""
 
-    output: object  # (batch, output_size): the output after the last step.
+    output: object  # (batch, output_size): the output at each sequence's last valid step.
     state: tuple  # The final state, (batch, size) each.
     sequences: object  # (time, batch, output_size) with return_sequences, else None.
     window_start_states: tuple  # (batch, num_anchors, size) each, cut; None without anchors.
@@ -51,6 +51,7 @@ def truncated_run(main, sequence, mask, initial, located, *, bptt, return_sequen
             mask=mask,
             capture_after=capture_after,
             return_sequences=return_sequences,
+            zero_output_for_mask=_zero_output_for_mask(main, return_sequences),
         )
     else:
         earlier, captured = _capture_pass(
@@ -83,7 +84,8 @@ def _capture_pass(main, sequence, mask, initial, capture_after, return_sequences
             dropout=dropout,
             mask=mask,
             capture_after=capture_after,
-            num_steps=None if return_sequences else ops.max(capture_after) + 1,
+            # `initial`: an empty batch captures nothing and runs no step.
+            num_steps=None if return_sequences else ops.max(capture_after, initial=-1) + 1,
             return_sequences=return_sequences,
         )
     return sequences, captured
@@ -104,8 +106,18 @@ def _supervised_window(main, sequence, mask, starts, captured, bptt, return_sequ
         initial_output=initial_output,
         mask=window_mask,
         return_sequences=return_sequences,
+        zero_output_for_mask=_zero_output_for_mask(main, return_sequences),
     )
     return output, state, sequences
+
+
+def _zero_output_for_mask(main, return_sequences):
+    """Whether a differentiable run zeroes the outputs of masked steps:
+    only in the sequences. The output is each sequence's last valid step's
+    (a short sequence's supervised window, or a batch padded to fit the
+    windows, ends in masked steps); the layer zeroes it where the
+    sequence's own last step is masked."""
+    return main.zero_output_for_mask and return_sequences
 
 
 def carry(variables, state):

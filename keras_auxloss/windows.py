@@ -81,11 +81,14 @@ def pad_to_fit(inputs, mask, shortest):
 
 
 def sequence_ends(mask, batch, length):
-    """`(batch,)` int32: one past each sequence's last valid step."""
+    """`(batch,)` int32: one past each sequence's last valid step, the
+    number of steps up to it (those with a valid step at or after them).
+    Counted, not a `max`, which an empty batch fails on TensorFlow and
+    PyTorch."""
     if mask is None:
         return ops.full((batch,), length, "int32")
-    valid = ops.cast(mask, "int32") * ops.arange(1, length + 1, dtype="int32")[None, :]
-    return ops.max(valid, axis=1)
+    valid_from_the_end = ops.cumsum(ops.flip(ops.cast(mask, "int32"), axis=1), axis=1)
+    return ops.sum(ops.cast(valid_from_the_end > 0, "int32"), axis=1)
 
 
 def sequence_firsts(mask, batch):

@@ -155,3 +155,10 @@ def assert_batch_size(inputs, expected, message):
     batch = int(ops.shape(inputs)[0])
     if batch != expected:
         raise ValueError(f"{message} {batch}.")
+
+
+def assert_mask_fits(mask, inputs, message):
+    """`mask`: its shape, static on these backends, was checked against the
+    inputs' when the layer read it."""
+    del inputs, message
+    return mask

@@ -151,3 +151,11 @@ def assert_batch_size(inputs: tf.Tensor, expected: int, message: str) -> None:
             raise ValueError(f"{message} {inputs.shape[0]}.")
         return
     tf.debugging.assert_equal(tf.shape(inputs)[0], expected, message=message)
+
+
+def assert_mask_fits(mask: tf.Tensor, inputs: tf.Tensor, message: str) -> tf.Tensor:
+    """`mask` `(batch, time)`, checked when the batch runs to have the batch
+    size and length of `inputs` (dimensions unknown when traced)."""
+    check = tf.debugging.assert_equal(tf.shape(mask), tf.shape(inputs)[:2], message=message)
+    with tf.control_dependencies([check]):
+        return tf.identity(mask)

@@ -33,6 +33,7 @@ from keras_auxloss.backends import portable
 from keras_auxloss.backends.portable import (  # noqa: F401 (the same on PyTorch)
     assert_batch_size,
     assert_finite,
+    assert_mask_fits,
     assert_token_ids,
 )
 
