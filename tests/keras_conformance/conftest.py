@@ -19,6 +19,8 @@ FLAVORS = {
     "AuxLossRNN(LSTMCell)": (AuxLossRNN, keras.layers.LSTMCell),
     "AuxLossGRU": (AuxLossGRU, keras.layers.GRUCell),
     "AuxLossRNN(GRUCell)": (AuxLossRNN, keras.layers.GRUCell),
+    # Where Keras's test wraps keras.layers.SimpleRNN (test_bidirectional.py).
+    "AuxLossRNN(SimpleRNNCell)": (AuxLossRNN, keras.layers.SimpleRNNCell),
 }
 
 # plain: aux_loss=None, bptt=None, a plain recurrent layer.
