@@ -42,14 +42,6 @@ NO_USE_CUDNN = (
     "our layers take no `use_cudnn` (they run their own loop over time, never "
     "cuDNN): `AuxLossLSTM(1, use_cudnn=True)` raises 'Unrecognized keyword arguments'"
 )
-# Keras's compute_output_shape returns a tuple of shapes for return_state;
-# AuxLossRNN.compute_output_shape returns a list, which Bidirectional's
-# `tuple([output_shape]) + state_shape` cannot concatenate.
-RETURN_STATE_SHAPE_DEFECT = (
-    "AuxLossRNN.compute_output_shape returns a list with return_state=True "
-    "(Keras's layers a tuple): Bidirectional.compute_output_shape raises "
-    "'can only concatenate tuple (not \"list\") to tuple'"
-)
 
 
 def sub_case(name, names):
@@ -289,14 +281,7 @@ def test_return_state(subject, case, flavor):
 @pytest.mark.parametrize(
     "return_state, merge_modes",
     [
-        pytest.param(
-            True,
-            ["ave", "concat", "mul", "sum", None],
-            id="return_state",
-            marks=pytest.mark.xfail(
-                strict=True, raises=TypeError, reason=RETURN_STATE_SHAPE_DEFECT
-            ),
-        ),
+        pytest.param(True, ["ave", "concat", "mul", "sum", None], id="return_state"),
         pytest.param(False, ["concat", "ave", "mul", "sum"], id="merged"),
         pytest.param(False, [None], id="merge_mode_none"),
     ],
@@ -354,7 +339,7 @@ def test_fused_lstm_eligibility(subject, case, flavor, sub_case):
     needs_fused_path()
     if sub_case == "use_cudnn_false":
         pytest.skip(f"`use_cudnn=False` disables the fast path: {NO_USE_CUDNN}")
-    kwargs = {"dropout": 0.1} if sub_case == "dropout" else {}  # Skipped: refused.
+    kwargs = {"dropout": 0.1} if sub_case == "dropout" else {}
     bidi = layers.Bidirectional(subject.layer(4, (None, 5, 3), **kwargs))
     bidi.build((None, 5, 3))
     # Adapted: Keras asserts True for LSTM(4, use_cudnn="auto") without a
