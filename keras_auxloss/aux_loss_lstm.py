@@ -13,7 +13,8 @@ from keras_auxloss.keras_cell_layer import KerasCellLayer
     "Positive int, size of the main LSTM.",
     "The keyword arguments of `keras.layers.LSTMCell` (`kernel_initializer`, "
     "`recurrent_initializer`, `bias_initializer`, `use_bias`, the regularizers and "
-    "constraints, `dropout` and `recurrent_dropout`, ...), which go to the cell as `keras.layers.LSTM` passes them; and "
+    "constraints, `dropout` and `recurrent_dropout`, ...), which go to the cell as "
+    "`keras.layers.LSTM` passes them; and "
     "base layer keyword arguments, such as `name` and `dtype`.",
 )
 class AuxLossLSTM(KerasCellLayer):
