@@ -7,7 +7,15 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from support import BACKEND, copy_task, float_inputs, gradient_per_step, numpy, repeating_tokens
+from support import (
+    BACKEND,
+    copy_task,
+    float_inputs,
+    gradient_per_step,
+    needs_keras,
+    numpy,
+    repeating_tokens,
+)
 
 from keras_auxloss import AuxLossLSTM
 
@@ -251,6 +259,7 @@ def test_keras_file_round_trip_predicts_the_same(tmp_path):
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="SavedModel export is TensorFlow's")
+@needs_keras("3.6", "passes verbose= to Model.export, which Keras 3.6 added")
 def test_saved_model_export_serves_the_same_outputs(tmp_path):
     import tensorflow as tf
 

@@ -359,7 +359,7 @@ def fused_matches_unfused(subject, case, keras_class):
     x = rng.standard_normal((3, 6, 4)).astype("float32")
     initializers_ = dict(
         kernel_initializer=initializers.GlorotUniform(seed=1),
-        recurrent_initializer=initializers.Orthogonal(seed=2),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=2),
     )
     # The reference is ours; Keras's layer, with use_cudnn="auto", takes the
     # fused path where its backend has one (else its two calls).
