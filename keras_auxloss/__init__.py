@@ -13,7 +13,9 @@ truncated backpropagation and auxiliary losses (Trinh et al., ICML 2018).
 
 Around them: `aux_loss_rnn.py` (the layer), `aux_loss_lstm.py`,
 `aux_loss_gru.py` and `keras_cell_layer.py` (the layers on Keras's LSTM and
-GRU cells, sized by `units`); `arguments.py` (every argument's name,
+GRU cells, sized by `units`); `linear_recurrent_unit_cell.py`
+(`LinearRecurrentUnitCell`, a cell of the package's own with a long memory,
+for `AuxLossRNN` or `keras.layers.RNN`); `arguments.py` (every argument's name,
 default, check and documentation, once); `main_network.py` (how the main
 cell reads its inputs); `cells.py` (how a cell is stepped); `recurrence.py`
 and `backends/` (the loop over time per Keras backend); `inputs.py` (inputs
@@ -42,6 +44,7 @@ Glossary:
 from keras_auxloss.aux_loss_gru import AuxLossGRU
 from keras_auxloss.aux_loss_lstm import AuxLossLSTM
 from keras_auxloss.aux_loss_rnn import AuxLossRNN
+from keras_auxloss.linear_recurrent_unit_cell import LinearRecurrentUnitCell
 
-__all__ = ["AuxLossGRU", "AuxLossLSTM", "AuxLossRNN"]
+__all__ = ["AuxLossGRU", "AuxLossLSTM", "AuxLossRNN", "LinearRecurrentUnitCell"]
 __version__ = "0.3.0"
