@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-torch test-oldest lint format docs docs-check benchmark clean
+.PHONY: demo test test-jax test-torch test-oldest lint format docs docs-check benchmark clean
 
 $(BIN)/activate: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,15 @@ $(BIN)/activate: setup.py
 demo: $(BIN)/activate
 	$(BIN)/python examples/demo.py
 
-# The whole suite on TensorFlow, then on JAX, with two host devices and in
-# processes of their own, the tests marked `any_backend` and the JAX-only
-# DataParallel test. Each suite runs in two worker processes (pytest-xdist):
-# one alone keeps about one core of two busy.
+# The whole suite on TensorFlow, in two worker processes (pytest-xdist): one
+# alone keeps about one core of two busy.
 test: $(BIN)/activate
 	$(BIN)/python -m pytest -q -n 2 tests
+
+# On JAX, with two host devices and in processes of their own: the tests
+# marked `any_backend` and the JAX-only DataParallel test (CI runs it after
+# `make test`; with it in `make test`, that took over 10 minutes).
+test-jax: $(BIN)/activate
 	XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \
 		$(BIN)/python -m pytest -q -n 2 -m any_backend tests
 	XLA_FLAGS=--xla_force_host_platform_device_count=2 KERAS_BACKEND=jax \
