@@ -10,6 +10,8 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
 AUX_LOSSES = ("reconstruct", "predict")
 
 
@@ -230,7 +232,11 @@ ARGUMENTS = (
         "seed",
         None,
         _seed,
-        "Int or `None`, seed of the anchors, the head's dropout and scheduled sampling.",
+        "Int or `None`, seed of the anchors, the head's dropout and scheduled sampling, "
+        "and (`AuxLossLSTM`, `AuxLossGRU`) of the cell's dropout, drawn from a stream of "
+        "its own (`seed + 2_000_003`). A layer with `go_backwards=True` draws its anchors "
+        "from `seed + 1_000_003`, so that `keras.layers.Bidirectional`'s backward copy "
+        "draws its own.",
     ),
     Argument(
         "stateful",
@@ -269,8 +275,7 @@ ARGUMENTS = (
         "come in the order read. The method follows the reading order: the supervised "
         "window is the last `bptt` steps read (the first `bptt` of the sequence as given), "
         "reconstruction looks back and prediction ahead in that order. "
-        "`keras.layers.Bidirectional` sets it on its backward copy, whose anchors are "
-        "drawn from `seed + 1`.",
+        "`keras.layers.Bidirectional` sets it on its backward copy (see `seed`).",
     ),
     Argument(
         "unroll",
@@ -282,6 +287,16 @@ ARGUMENTS = (
     ),
 )
 NAMES = tuple(argument.name for argument in ARGUMENTS)
+
+
+def given(name, args, kwargs):
+    """The value of argument `name` in a constructor's `args` and `kwargs`
+    (by position or by name), or its default."""
+    names = [argument.name for argument in ARGUMENTS]
+    position = names.index(name)
+    if position < len(args):
+        return args[position]
+    return kwargs.get(name, ARGUMENTS[position].default)
 
 
 def parse(args, kwargs):
@@ -370,11 +385,11 @@ def check_cell(cell):
                 "another), or use cells without dropout."
             )
     for name in ("dropout", "recurrent_dropout"):
-        if getattr(cell, name, 0) and not callable(getattr(cell, "get_dropout_mask", None)):
+        if getattr(cell, name, 0) and not isinstance(cell, DropoutRNNCell):
             raise ValueError(
                 f"Received an invalid value for argument `cell`: it has {name}="
-                f"{getattr(cell, name)!r} but no `get_dropout_mask` and "
-                "`get_recurrent_dropout_mask`, through which this layer draws a cell's "
-                "masks as keras.layers.RNN does. Give the cell Keras's DropoutRNNCell "
-                "methods, as Keras's own cells have them."
+                f"{getattr(cell, name)!r} but is not a Keras DropoutRNNCell, through whose "
+                "masks this layer applies a cell's dropout as keras.layers.RNN does. "
+                "Derive the cell from DropoutRNNCell (keras.src.layers.rnn.dropout_rnn_cell), "
+                "as Keras's own cells are."
             )

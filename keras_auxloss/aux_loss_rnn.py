@@ -351,14 +351,21 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         return cls(**config)
 
 
+# Offsets from a layer's `seed` to the seeds of its other random streams:
+# far apart, so that neighbouring layers seeded 1, 2, 3, ... share none.
+BACKWARD_SEED_OFFSET = 1_000_003
+CELL_SEED_OFFSET = 2_000_003
+
+
 def draws_seed(seed, go_backwards):
     """The seed of a layer's random draws (anchors, the head's dropout,
-    scheduled sampling): `seed`, or `seed + 1` for a layer that reads
-    backward, so that the backward copy `keras.layers.Bidirectional` makes
-    from the forward layer's configuration draws anchors of its own."""
+    scheduled sampling): `seed`, or `seed + BACKWARD_SEED_OFFSET` for a
+    layer that reads backward, so that the backward copy
+    `keras.layers.Bidirectional` makes from the forward layer's
+    configuration draws anchors of its own."""
     if seed is None or not go_backwards:
         return seed
-    return seed + 1
+    return seed + BACKWARD_SEED_OFFSET
 
 
 def _time_major(tensor):

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import keras
 from keras import ops
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 
 class DropoutMasks(NamedTuple):
@@ -40,8 +41,9 @@ class DropoutMasks(NamedTuple):
 
 def has_dropout(cell):
     """Whether `cell` drops anything in training, as Keras's cells decide
-    it (a rate strictly between 0 and 1)."""
-    return any(0.0 < getattr(cell, name, 0.0) < 1.0 for name in ("dropout", "recurrent_dropout"))
+    it (a Keras `DropoutRNNCell` with a rate strictly between 0 and 1)."""
+    rates = (getattr(cell, name, 0.0) for name in ("dropout", "recurrent_dropout"))
+    return isinstance(cell, DropoutRNNCell) and any(0.0 < rate < 1.0 for rate in rates)
 
 
 def draw(cell, batch, input_dim, dtype):

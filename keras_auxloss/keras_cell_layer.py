@@ -2,9 +2,10 @@
 the cell's arguments as `keras.layers.LSTM` and `GRU` take them."""
 
 import inspect
+import numbers
 
 from keras_auxloss import arguments
-from keras_auxloss.aux_loss_rnn import AuxLossRNN
+from keras_auxloss.aux_loss_rnn import CELL_SEED_OFFSET, AuxLossRNN
 from keras_auxloss.documentation import documented
 
 
@@ -12,8 +13,10 @@ from keras_auxloss.documentation import documented
 class KerasCellLayer(AuxLossRNN):
     """`AuxLossRNN(cell_class(units, **cell_arguments), ...)`: the keyword
     arguments that `cell_class` takes (`kernel_initializer`, `use_bias`,
-    `implementation`, ...; not its `seed`, the layer's own) go to the cell.
-    Its configuration holds `units` and those arguments instead of the cell."""
+    `implementation`, `dropout`, ...) go to the cell, whose `seed` (of its
+    dropout) is the layer's `seed` plus `CELL_SEED_OFFSET`, a stream apart
+    from the layer's own draws. Its configuration holds `units` and those
+    arguments instead of the cell."""
 
     cell_class = None
 
@@ -21,7 +24,14 @@ class KerasCellLayer(AuxLossRNN):
         arguments.check_positive_int("units", units)
         names = self.cell_argument_names()
         cell_arguments = {name: kwargs.pop(name) for name in names if name in kwargs}
-        cell = self.cell_class(units, **cell_arguments, dtype=kwargs.get("dtype"), name="cell")
+        seed = arguments.given("seed", args, kwargs)
+        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+            seed += CELL_SEED_OFFSET
+        else:
+            seed = None  # A bad seed is refused with the layer's own arguments.
+        cell = self.cell_class(
+            units, **cell_arguments, seed=seed, dtype=kwargs.get("dtype"), name="cell"
+        )
         super().__init__(cell, *args, **kwargs)
         self._cell_argument_names = tuple(cell_arguments)
 

@@ -107,6 +107,7 @@ def sample_window_starts(ends, num_anchors, span, seed, firsts=None):
     A sequence too short for any window gets its first valid step (its
     windows are left out of the loss). Returns `(batch, num_anchors)` int32.
     """
+    ends = ops.convert_to_tensor(ends, "int32")
     firsts = ops.zeros_like(ends) if firsts is None else firsts
     room = ops.maximum(ends - firsts - span + 1, 1)[:, None]
     uniform = keras.random.uniform((ops.shape(ends)[0], num_anchors), seed=seed)

@@ -10,6 +10,7 @@ import pytest
 from keras import ops
 from support import float_inputs, gradient_per_step, numpy, output_sum
 
+import keras_auxloss.arguments
 import keras_auxloss.dropout
 from keras_auxloss import AuxLossGRU, AuxLossLSTM, AuxLossRNN
 from keras_auxloss.cells import LSTMRunner, runner_for
@@ -105,8 +106,9 @@ def test_training_values_are_keras_with_the_same_masks(
 
 @pytest.mark.parametrize("kind", list(LAYERS))
 def test_masks_are_drawn_once_per_training_call_by_the_cell(kind, monkeypatch):
+    # Seeded: on PyTorch an unseeded generator draws from torch's own.
     layer = LAYERS[kind][0](4, bptt=3, aux_length=3, num_anchors=3, dropout=0.2,
-                            recurrent_dropout=0.2)  # fmt: skip
+                            recurrent_dropout=0.2, seed=0)  # fmt: skip
     x = float_inputs(batch=3, length=10)
     layer(x)
     drawn = []
@@ -205,8 +207,23 @@ def test_a_cell_with_dropout_it_cannot_draw_is_refused():
         def call(self, inputs, states):
             return inputs, states
 
-    with pytest.raises(ValueError, match="dropout=0.5.*get_dropout_mask"):
+    with pytest.raises(ValueError, match="dropout=0.5.*DropoutRNNCell"):
         AuxLossRNN(Cell(), aux_loss=None)
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_seed_seeds_the_cells_dropout_apart_from_the_anchors(kind):
+    # As keras.layers.LSTM(seed=...) seeds its cell's dropout; a stream of
+    # its own, so that the masks do not follow the anchors' draws.
+    layer_class = LAYERS[kind][0]
+    layer = layer_class(4, seed=5, dropout=0.3)
+    assert layer.cell.seed == 5 + 2_000_003
+    assert layer_class(4, seed=5, dropout=0.3).cell.seed == layer.cell.seed
+    assert layer_class(4, dropout=0.3).cell.seed is None
+    # Positional too: `seed` is the layer's argument wherever it is given.
+    position = [a.name for a in keras_auxloss.arguments.ARGUMENTS].index("seed")
+    arguments = [a.default for a in keras_auxloss.arguments.ARGUMENTS[:position]] + [5]
+    assert layer_class(4, *arguments, dropout=0.3).cell.seed == 5 + 2_000_003
 
 
 @pytest.mark.parametrize("kind", list(LAYERS))
