@@ -24,16 +24,10 @@ class KerasCellLayer(AuxLossRNN):
         arguments.check_positive_int("units", units)
         names = self.cell_argument_names()
         cell_arguments = {name: kwargs.pop(name) for name in names if name in kwargs}
-        seed = arguments.given("seed", args, kwargs)
-        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-            seed += CELL_SEED_OFFSET
-        else:
-            seed = None  # A bad seed is refused with the layer's own arguments.
-        cell = self.cell_class(
-            units, **cell_arguments, seed=seed, dtype=kwargs.get("dtype"), name="cell"
-        )
+        cell_arguments["seed"] = _cell_seed(arguments.given("seed", args, kwargs), cell_arguments)
+        cell = self.cell_class(units, **cell_arguments, dtype=kwargs.get("dtype"), name="cell")
         super().__init__(cell, *args, **kwargs)
-        self._cell_argument_names = tuple(cell_arguments)
+        self._cell_argument_names = tuple(name for name in cell_arguments if name != "seed")
 
     @classmethod
     def cell_argument_names(cls):
@@ -55,3 +49,15 @@ class KerasCellLayer(AuxLossRNN):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _cell_seed(seed, cell_arguments):
+    """The seed of the cell's dropout: the layer's `seed` plus
+    `CELL_SEED_OFFSET` where the cell drops anything, else `None`, as
+    before dropout was taken (an unseeded cell draws its default seed from
+    Python's generator, which the weights' initial values then follow:
+    seeding it would change them)."""
+    drops = any(cell_arguments.get(name) for name in ("dropout", "recurrent_dropout"))
+    if not drops or not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+        return None  # A bad seed is refused with the layer's own arguments.
+    return seed + CELL_SEED_OFFSET

@@ -220,6 +220,9 @@ def test_seed_seeds_the_cells_dropout_apart_from_the_anchors(kind):
     assert layer.cell.seed == 5 + 2_000_003
     assert layer_class(4, seed=5, dropout=0.3).cell.seed == layer.cell.seed
     assert layer_class(4, dropout=0.3).cell.seed is None
+    # Without dropout the cell is unseeded, as before: the weights' initial
+    # values follow Python's generator, which a seeded cell would not draw from.
+    assert layer_class(4, seed=5).cell.seed is None
     # Positional too: `seed` is the layer's argument wherever it is given.
     position = [a.name for a in keras_auxloss.arguments.ARGUMENTS].index("seed")
     arguments = [a.default for a in keras_auxloss.arguments.ARGUMENTS[:position]] + [5]
