@@ -208,14 +208,21 @@ def peak_rss_gib() -> float:
 
 
 def cpu_model() -> str:
+    """The CPU's model name and its vector extensions (AVX2, AVX-512, AMX)."""
+    name, extensions = platform.processor() or "unknown", []
     try:
         with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            info = file.read()
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return name
+    for line in info.splitlines():
+        if line.startswith("model name"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("flags"):
+            flags_ = line.split(":", 1)[1].split()
+            extensions = [e for e in ("avx2", "avx512f", "amx_tile") if e in flags_]
+            break
+    return f"{name} ({', '.join(extensions)}, {os.cpu_count()} cores)"
 
 
 def run(model: str, length: int, seed: int) -> dict:

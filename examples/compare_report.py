@@ -1,0 +1,100 @@
+r"""The table and plot of `compare.py`'s results: every JSON under
+`--results`, grouped by model and length, as a Markdown table (accuracy
+mean ± standard deviation over seeds, seconds per epoch and peak memory,
+their medians) and, with `--plot`, accuracy and peak memory against the
+length, one line per model:
+
+    python examples/compare_report.py --results=examples/results/compare/test \
+        --plot=docs/compare.png
+"""
+
+import collections
+import glob
+import json
+import os
+
+import numpy as np
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("results", None, "Folder of compare.py's JSON files (searched recursively).")
+flags.DEFINE_string("plot", None, "Where the plot goes (a PNG); no plot without it.")
+flags.mark_flag_as_required("results")
+
+
+def read_results(folder: str) -> dict:
+    """`{(model, length): [result, ...]}`, results sorted by seed."""
+    groups = collections.defaultdict(list)
+    for path in sorted(glob.glob(os.path.join(folder, "**", "*.json"), recursive=True)):
+        with open(path) as file:
+            result = json.load(file)
+        groups[result["model"], result["length"]].append(result)
+    return {key: sorted(runs, key=lambda r: r["seed"]) for key, runs in groups.items()}
+
+
+def summary(runs: list[dict]) -> dict:
+    accuracies = np.array([run["accuracy"] for run in runs])
+    return dict(
+        seeds=len(runs),
+        mean=float(accuracies.mean()),
+        spread=float(accuracies.std(ddof=1)) if len(runs) > 1 else 0.0,
+        seconds=float(np.median([run["seconds_per_epoch"] for run in runs])),
+        memory=float(np.median([run["peak_rss_gib"] for run in runs])),
+        epochs=runs[0]["epochs"],
+        digits=runs[0]["train_digits"],
+    )
+
+
+def table(groups: dict) -> list[str]:
+    lines = [
+        "| model | steps | seeds | accuracy (mean ± sd) | epochs x digits | s / epoch | peak GiB |",
+        "|---|---:|---:|---|---|---:|---:|",
+    ]
+    for model, length in sorted(groups, key=lambda key: (key[1], key[0])):
+        s = summary(groups[model, length])
+        accuracy = f"{s['mean']:.3f} ± {s['spread']:.3f}"
+        lines.append(
+            f"| {model} | {length} | {s['seeds']} | {accuracy} | {s['epochs']} x {s['digits']} "
+            f"| {s['seconds']:.1f} | {s['memory']:.2f} |"
+        )
+    return lines
+
+
+def plot(groups: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (accuracy_axes, memory_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    for model in sorted({model for model, _ in groups}):
+        lengths = sorted(length for m, length in groups if m == model)
+        stats = [summary(groups[model, length]) for length in lengths]
+        accuracy_axes.errorbar(
+            lengths,
+            [s["mean"] for s in stats],
+            [s["spread"] for s in stats],
+            marker="o",
+            label=model,
+        )
+        memory_axes.plot(lengths, [s["memory"] for s in stats], marker="o", label=model)
+    for axes, label in ((accuracy_axes, "test accuracy"), (memory_axes, "peak memory (GiB)")):
+        axes.set_xscale("log", base=2)
+        axes.set_xlabel("sequence length (steps)")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+    accuracy_axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main(argv):
+    del argv
+    groups = read_results(FLAGS.results)
+    print("\n".join(table(groups)))
+    if FLAGS.plot:
+        plot(groups, FLAGS.plot)
+
+
+if __name__ == "__main__":
+    app.run(main)
