@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-jax test-torch test-oldest lint format docs docs-check benchmark clean
+.PHONY: demo test test-jax test-torch test-oldest lint format docs docs-check benchmark peers clean
 
 $(BIN)/activate: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,13 @@ test-oldest: $(OLDEST_BIN)/activate
 	$(OLDEST_BIN)/python -c 'import keras, tensorflow; print("TensorFlow", tensorflow.__version__, "Keras", keras.version())'
 	$(OLDEST_BIN)/python -m pytest -q -rs -m any_backend $(ANY_BACKEND_TESTS)
 	$(OLDEST_BIN)/python -m pytest -q -rs -m "not any_backend" $(OLDEST_TF_TESTS)
+
+# The peers that examples/compare.py measures beside the package, into .venv
+# (optional, never a dependency): keras-lmu, under its authors' licence, and
+# keras-tcn, without its dependencies (it requires tensorflow-macos).
+peers: $(BIN)/activate
+	$(BIN)/pip install --quiet keras-lmu==0.9.0
+	$(BIN)/pip install --quiet --no-deps keras-tcn==3.5.7
 
 lint: $(BIN)/activate
 	$(BIN)/ruff check keras_auxloss examples benchmarks tests docs
