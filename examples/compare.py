@@ -91,6 +91,9 @@ flags.DEFINE_enum("evaluate_on", "validation", ["validation", "test"], "Held-out
 flags.DEFINE_float("lru_r_min", 0.9, "LRU: smallest |lambda| at initialisation.")
 flags.DEFINE_float("lru_max_phase", 2 * math.pi, "LRU: largest phase at initialisation.")
 flags.DEFINE_integer("lru_state_dim", None, "LRU: complex state units (default: units).")
+flags.DEFINE_float(
+    "lru_timescales", 1.0, "LRU: the longest timescale at initialisation, in lengths."
+)
 flags.DEFINE_integer("threads", 1, "TensorFlow's intra- and inter-op threads.")
 flags.DEFINE_string("output", None, "Where the result's JSON goes.")
 flags.mark_flag_as_required("model")
@@ -128,7 +131,7 @@ def lru_cell(length: int, seed: int) -> LinearRecurrentUnitCell:
         UNITS,
         state_dim=FLAGS.lru_state_dim,
         r_min=FLAGS.lru_r_min,
-        max_timescale=length,
+        max_timescale=FLAGS.lru_timescales * length,
         max_phase=FLAGS.lru_max_phase,
         seed=seed,
     )
@@ -269,6 +272,7 @@ def run(model: str, length: int, seed: int) -> dict:
             lru_r_min=FLAGS.lru_r_min,
             lru_max_phase=FLAGS.lru_max_phase,
             lru_state_dim=FLAGS.lru_state_dim,
+            lru_timescales=FLAGS.lru_timescales,
             tcn_dilations=tcn_dilations(length),
         ),
         threads=FLAGS.threads,

@@ -163,6 +163,34 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
     def build(self, input_shape):
         input_dim = input_shape[-1]
         size = self.state_dim or self.units
+        # Created in this order (that of the saved files).
+        self._build_eigenvalues(size)
+        b_std, c_std = (2 * input_dim) ** -0.5, size**-0.5
+        self.B_re = self._weight("B_re", (input_dim, size), self._normal(b_std, 2))
+        self.B_im = self._weight("B_im", (input_dim, size), self._normal(b_std, 3))
+        self.C_re = self._weight("C_re", (size, self.units), self._normal(c_std, 4))
+        self.C_im = self._weight("C_im", (size, self.units), self._normal(c_std, 5))
+        self.D = self._weight("D", (input_dim, self.units), self._normal(input_dim**-0.5, 6))
+        glorot = keras.initializers.GlorotUniform
+        square = (self.units, self.units)
+        self.value_kernel = self._weight("value_kernel", square, glorot(self._seed(7)))
+        self.value_bias = self._weight("value_bias", (self.units,), "zeros")
+        self.gate_kernel = self._weight("gate_kernel", square, glorot(self._seed(8)))
+        self.gate_bias = self._weight("gate_bias", (self.units,), "zeros")
+
+    def _weight(self, name, shape, initializer):
+        # Every weight is float32 and read uncast: the recurrence runs in
+        # float32, the readout casts what it reads.
+        return self.add_weight(
+            shape=shape, initializer=initializer, name=name, dtype="float32", autocast=False
+        )
+
+    def _normal(self, stddev, offset):
+        return keras.initializers.RandomNormal(stddev=stddev, seed=self._seed(offset))
+
+    def _build_eigenvalues(self, size):
+        """`nu_log`, `theta_log` and `gamma_log`: |lambda| on the ring, its
+        phase in (0, max_phase], the input's normalisation."""
         r_min, r_max, max_phase = self.r_min, self._ring_max, self.max_phase
         uniform = keras.initializers.RandomUniform(0.0, 1.0, seed=self._seed(0))
         phases = keras.initializers.RandomUniform(0.0, 1.0, seed=self._seed(1))
@@ -176,66 +204,14 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
             # Phases of 0 would give log(0): drawn in (0, max_phase].
             return ops.log(max_phase * (1.0 - phases(shape, "float32")))
 
-        # Every weight is float32 and read uncast: the recurrence runs in
-        # float32, the readout casts what it reads.
-        weight = dict(dtype="float32", autocast=False)
-        self.nu_log = self.add_weight(
-            shape=(size,), initializer=nu_log_init, name="nu_log", **weight
-        )
-        self.theta_log = self.add_weight(
-            shape=(size,), initializer=theta_log_init, name="theta_log", **weight
-        )
+        self.nu_log = self._weight("nu_log", (size,), nu_log_init)
+        self.theta_log = self._weight("theta_log", (size,), theta_log_init)
         nu_log = ops.convert_to_tensor(self.nu_log.value)
-        self.gamma_log = self.add_weight(
-            shape=(size,),
-            initializer=lambda shape, dtype=None: (
-                0.5 * ops.log(1.0 - ops.exp(-2.0 * ops.exp(nu_log)))
-            ),
-            name="gamma_log",
-            **weight,
-        )
 
-        def normal(stddev, offset):
-            return keras.initializers.RandomNormal(stddev=stddev, seed=self._seed(offset))
+        def gamma_log_init(shape, dtype=None):
+            return 0.5 * ops.log(1.0 - ops.exp(-2.0 * ops.exp(nu_log)))
 
-        b_std, c_std = (2 * input_dim) ** -0.5, size**-0.5
-        self.B_re = self.add_weight(
-            shape=(input_dim, size), initializer=normal(b_std, 2), name="B_re", **weight
-        )
-        self.B_im = self.add_weight(
-            shape=(input_dim, size), initializer=normal(b_std, 3), name="B_im", **weight
-        )
-        self.C_re = self.add_weight(
-            shape=(size, self.units), initializer=normal(c_std, 4), name="C_re", **weight
-        )
-        self.C_im = self.add_weight(
-            shape=(size, self.units), initializer=normal(c_std, 5), name="C_im", **weight
-        )
-        self.D = self.add_weight(
-            shape=(input_dim, self.units),
-            initializer=normal(input_dim**-0.5, 6),
-            name="D",
-            **weight,
-        )
-        glorot = keras.initializers.GlorotUniform
-        self.value_kernel = self.add_weight(
-            shape=(self.units, self.units),
-            initializer=glorot(self._seed(7)),
-            name="value_kernel",
-            **weight,
-        )
-        self.value_bias = self.add_weight(
-            shape=(self.units,), initializer="zeros", name="value_bias", **weight
-        )
-        self.gate_kernel = self.add_weight(
-            shape=(self.units, self.units),
-            initializer=glorot(self._seed(8)),
-            name="gate_kernel",
-            **weight,
-        )
-        self.gate_bias = self.add_weight(
-            shape=(self.units,), initializer="zeros", name="gate_bias", **weight
-        )
+        self.gamma_log = self._weight("gamma_log", (size,), gamma_log_init)
 
     def _recurrence_dtype(self):
         dtype = self.compute_dtype
