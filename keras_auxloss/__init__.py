@@ -15,11 +15,13 @@ Around them: `aux_loss_rnn.py` (the layer), `aux_loss_lstm.py`,
 `aux_loss_gru.py` and `keras_cell_layer.py` (the layers on Keras's LSTM and
 GRU cells, sized by `units`); `linear_recurrent_unit_cell.py`
 (`LinearRecurrentUnitCell`, a cell of the package's own with a long memory,
-for `AuxLossRNN` or `keras.layers.RNN`); `arguments.py` (every argument's name,
-default, check and documentation, once); `main_network.py` (how the main
-cell reads its inputs); `cells.py` (how a cell is stepped); `recurrence.py`
-and `backends/` (the loop over time per Keras backend); `inputs.py` (inputs
-and masks as Keras takes them, and their run-time checks); `streams.py`
+for `AuxLossRNN` or `keras.layers.RNN`); `arguments.py` (every argument's
+name, default, check and documentation, once); `documentation.py` (the
+`Args:` sections made from them); `cell_checks.py` (the checks of
+`AuxLossRNN`'s `cell`); `main_network.py` (how the main cell reads its
+inputs); `cells.py` (how a cell is stepped); `recurrence.py` and
+`backends/` (the loop over time per Keras backend); `inputs.py` (inputs and
+masks as Keras takes them, and their run-time checks); `streams.py`
 (initial and carried state); `loss_tracker.py` (the `aux_loss` metric and
 its name); `testing.py` (fixing the anchors in tests); `distribute.py`
 (`keras_auxloss.distribute.fix_multi_worker_fit`, imported on its own).

@@ -1,7 +1,9 @@
 """The layers' arguments, written once: each one's name, default, check and
-documentation (`ARGUMENTS`). The constructors read them through `parse`,
-`get_config` through `NAMES`; the signatures and the `Args:` sections of
-the docstrings are made from them (`documentation.documented`). Every error
+documentation (`ARGUMENTS`). The constructors, whose signatures are written
+out in the same order with the same defaults (`tests/test_signatures.py`
+ties them), check their values with `check_all` and `check_combination`;
+`get_config` reads them through `NAMES`, and the `Args:` sections of the
+docstrings are made from them (`documentation.documented`). Every error
 names the argument, the value received and what was expected."""
 
 import dataclasses
@@ -9,8 +11,6 @@ import math
 import numbers
 from collections.abc import Callable
 from typing import Any
-
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 AUX_LOSSES = ("reconstruct", "predict")
 
@@ -83,24 +83,15 @@ def _seed(name, value):
         )
 
 
-def _as_float(value):
-    return float(value)
-
-
-def _unchanged(value):
-    return value
-
-
 @dataclasses.dataclass(frozen=True)
 class Argument:
     """One argument: `check(name, value)` raises a `ValueError` for a bad
-    value, `convert` gives the value the layer keeps."""
+    value."""
 
     name: str
     default: Any
     check: Callable[[str, Any], None]
     doc: str
-    convert: Callable[[Any], Any] = _unchanged
 
 
 ARGUMENTS = (
@@ -177,14 +168,12 @@ ARGUMENTS = (
         0.5,
         _number(0.0, 1.0, "a float in [0, 1)", high_open=True),
         "Float in `[0, 1)`, dropout in the head (in training only).",
-        _as_float,
     ),
     Argument(
         "aux_weight",
         1.0,
         _finite(_number(0.0, math.inf, "a non-negative float")),
         "Non-negative finite float, weight of the auxiliary loss in the total loss.",
-        _as_float,
     ),
     Argument(
         "scheduled_sampling",
@@ -194,7 +183,6 @@ ARGUMENTS = (
         "sampled prediction instead of the true token at each step after the first. Token "
         'inputs with `"reconstruct"` only; its embedding gradient is dense. `0.0` is '
         "teacher forcing.",
-        _as_float,
     ),
     Argument(
         "return_sequences",
@@ -289,107 +277,53 @@ ARGUMENTS = (
 NAMES = tuple(argument.name for argument in ARGUMENTS)
 
 
-def given(name, args, kwargs):
-    """The value of argument `name` in a constructor's `args` and `kwargs`
-    (by position or by name), or its default."""
-    names = [argument.name for argument in ARGUMENTS]
-    position = names.index(name)
-    if position < len(args):
-        return args[position]
-    return kwargs.get(name, ARGUMENTS[position].default)
-
-
-def parse(args, kwargs):
-    """`(options, base_kwargs)`: the layer's arguments, given by position or
-    by name, checked and completed with their defaults, and the keyword
-    arguments left for the base `keras.layers.Layer` (`name`, `dtype`, ...)."""
-    if len(args) > len(ARGUMENTS):
-        raise TypeError(
-            f"Expected at most {len(ARGUMENTS) + 1} positional arguments, got {len(args) + 1}."
-        )
-    options = {}
-    for argument, value in zip(ARGUMENTS, args):
-        if argument.name in kwargs:
-            raise TypeError(f"Got multiple values for argument `{argument.name}`.")
-        options[argument.name] = value
-    base_kwargs = dict(kwargs)
+def check_all(values):
+    """Checks the value of each argument of the table, in the table's
+    order: `values` maps the names to the values received (a constructor's
+    `locals()`)."""
     for argument in ARGUMENTS:
-        value = options.get(argument.name, base_kwargs.pop(argument.name, argument.default))
-        argument.check(argument.name, value)
-        options[argument.name] = argument.convert(value)
-    return options, base_kwargs
+        argument.check(argument.name, values[argument.name])
 
 
-def check_combination(options, units):
-    """Checks the arguments that constrain each other, once each is valid."""
-    aux_loss, vocab_size = options["aux_loss"], options["vocab_size"]
-    if aux_loss == "reconstruct" and options["aux_length"] < 2:
+def check_combination(layer, units):
+    """Checks the arguments that constrain each other, once each is valid
+    and kept as the `layer`'s attribute of its name."""
+    aux_loss, vocab_size = layer.aux_loss, layer.vocab_size
+    if aux_loss == "reconstruct" and layer.aux_length < 2:
         raise ValueError(
             "Received an invalid value for argument `aux_length`, expected "
             "an integer of at least 2 with aux_loss='reconstruct' (the "
             "decoder is fed the window's first token and predicts the "
-            f"rest), got {options['aux_length']!r}."
+            f"rest), got {layer.aux_length!r}."
         )
-    if aux_loss == "reconstruct" and options["aux_units"] != units:
+    if aux_loss == "reconstruct" and layer.aux_units != units:
         raise ValueError(
-            f"Arguments `aux_units`={options['aux_units']} and `units`={units} conflict: "
+            f"Arguments `aux_units`={layer.aux_units} and `units`={units} conflict: "
             "with aux_loss='reconstruct' the decoder's bottom layer starts "
             "from the main network's state, so they must be equal."
         )
-    if options["scheduled_sampling"] and (aux_loss != "reconstruct" or vocab_size is None):
+    if layer.scheduled_sampling and (aux_loss != "reconstruct" or vocab_size is None):
         raise ValueError(
             "Argument `scheduled_sampling` applies only to token inputs "
             "(`vocab_size` set) with aux_loss='reconstruct'; got "
-            f"scheduled_sampling={options['scheduled_sampling']!r} with "
+            f"scheduled_sampling={layer.scheduled_sampling!r} with "
             f"aux_loss={aux_loss!r} and vocab_size={vocab_size!r}."
         )
-    sampled = options["aux_sampled_softmax"]
+    sampled = layer.aux_sampled_softmax
     if sampled is not None and (vocab_size is None or sampled > vocab_size):
         raise ValueError(
             "Received an invalid value for argument `aux_sampled_softmax`, expected a "
             "number of negative tokens of at most `vocab_size` (token inputs only), got "
             f"aux_sampled_softmax={sampled!r} with vocab_size={vocab_size!r}."
         )
-    if sampled is not None and options["scheduled_sampling"]:
+    if sampled is not None and layer.scheduled_sampling:
         raise ValueError(
             f"Arguments `aux_sampled_softmax`={sampled} and `scheduled_sampling`="
-            f"{options['scheduled_sampling']} conflict: scheduled sampling draws the "
+            f"{layer.scheduled_sampling} conflict: scheduled sampling draws the "
             "decoder's inputs from the full softmax. Use one of them."
         )
-    if options["mask_zero"] and vocab_size is None:
+    if layer.mask_zero and vocab_size is None:
         raise ValueError(
             "Argument `mask_zero`=True masks the token id 0, so it needs token "
             "inputs: set `vocab_size`, or mask float inputs with keras.layers.Masking."
         )
-
-
-def check_cell(cell):
-    """A Keras RNN cell: `state_size` and `call(inputs, states)`; dropout
-    only as Keras's `DropoutRNNCell` draws it, not inside a stack."""
-    if isinstance(cell, (list, tuple)):
-        raise ValueError(
-            "Received an invalid value for argument `cell`, expected one RNN cell, got a "
-            f"list of {len(cell)}. To stack cells, pass keras.layers.StackedRNNCells(cells)."
-        )
-    if not (hasattr(cell, "state_size") and callable(getattr(cell, "call", None))):
-        raise ValueError(
-            "Received an invalid value for argument `cell`, expected an RNN cell with a "
-            f"`state_size` attribute and a `call(inputs, states)` method, got {cell!r}."
-        )
-    for inner in getattr(cell, "cells", None) or []:  # keras.layers.StackedRNNCells
-        if any(getattr(inner, name, 0) for name in ("dropout", "recurrent_dropout")):
-            raise ValueError(
-                "Received an invalid value for argument `cell`: a StackedRNNCells whose "
-                f"cell {inner.name!r} has dropout, which this layer cannot apply to the cells "
-                "of a stack. Stack layers instead (one AuxLossRNN, or a Keras RNN layer, on "
-                "another), or use cells without dropout."
-            )
-    for name in ("dropout", "recurrent_dropout"):
-        if getattr(cell, name, 0) and not isinstance(cell, DropoutRNNCell):
-            raise ValueError(
-                f"Received an invalid value for argument `cell`: it has {name}="
-                f"{getattr(cell, name)!r} but is not a Keras DropoutRNNCell, through whose "
-                "masks this layer applies a cell's dropout as keras.layers.RNN does. "
-                "Derive the cell from DropoutRNNCell (keras.src.layers.rnn.dropout_rnn_cell), "
-                "as Keras's own cells are."
-            )

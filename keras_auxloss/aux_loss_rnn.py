@@ -10,6 +10,7 @@ from keras import ops
 from keras_auxloss import arguments, auxiliary, truncation, windows
 from keras_auxloss import dropout as cell_dropout
 from keras_auxloss.auxiliary import AuxiliaryDecoder
+from keras_auxloss.cell_checks import check_cell
 from keras_auxloss.cells import output_size, runner_for, state_sizes
 from keras_auxloss.documentation import documented
 from keras_auxloss.inputs import standardize_inputs, standardize_mask
@@ -103,19 +104,70 @@ class AuxLossRNN(Streams, keras.layers.Layer):
           https://arxiv.org/abs/1803.00144
     """
 
-    def __init__(self, cell, *args, **kwargs):
-        options, kwargs = arguments.parse(args, kwargs)
+    def __init__(
+        self,
+        cell,
+        aux_loss="reconstruct",
+        num_anchors=1,
+        aux_length=600,
+        bptt=300,
+        vocab_size=None,
+        embedding_dim=128,
+        aux_units=None,
+        aux_layers=2,
+        aux_hidden=256,
+        aux_dropout=0.5,
+        aux_weight=1.0,
+        scheduled_sampling=0.0,
+        return_sequences=False,
+        return_state=False,
+        mask_zero=False,
+        validate_inputs=False,
+        seed=None,
+        stateful=False,
+        zero_output_for_mask=False,
+        aux_sampled_softmax=None,
+        go_backwards=False,
+        unroll=False,
+        **kwargs,
+    ):
+        # Each argument received (`locals()`) checked as the table says
+        # (`arguments.ARGUMENTS`), in its order, before the base layer is made.
+        arguments.check_all(locals())
         super().__init__(**kwargs)
-        arguments.check_cell(cell)
-        units = output_size(cell)
-        if options["aux_units"] is None:
-            options["aux_units"] = units
-        arguments.check_combination(options, units)
-        for name, value in options.items():
-            setattr(self, name, value)
+        check_cell(cell)
+        self.aux_loss = aux_loss
+        self.num_anchors = num_anchors
+        self.aux_length = aux_length
+        self.bptt = bptt
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.aux_units = output_size(cell) if aux_units is None else aux_units
+        self.aux_layers = aux_layers
+        self.aux_hidden = aux_hidden
+        self.aux_dropout = float(aux_dropout)
+        self.aux_weight = float(aux_weight)
+        self.scheduled_sampling = float(scheduled_sampling)
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.mask_zero = mask_zero
+        self.validate_inputs = validate_inputs
+        self.seed = seed
+        self.stateful = stateful
+        self.zero_output_for_mask = zero_output_for_mask
+        self.aux_sampled_softmax = aux_sampled_softmax
+        self.go_backwards = go_backwards
+        self.unroll = unroll
+        arguments.check_combination(self, output_size(cell))
         self.supports_masking = True
         self.states = None
         self._fixed_window_starts = None  # See keras_auxloss.testing.
+        self._make_layers(cell)
+
+    def _make_layers(self, cell):
+        """The embedding, the main cell and the auxiliary decoder, in the
+        order of the weights (and of the optimizer's variables in saved
+        files) of version 0.1.0."""
         self.seed_generator = None
         if self.aux_loss is not None:
             self.seed_generator = keras.random.SeedGenerator(
@@ -126,8 +178,6 @@ class AuxLossRNN(Streams, keras.layers.Layer):
             self.embedding = keras.layers.Embedding(
                 self.vocab_size, self.embedding_dim, dtype=self.dtype_policy, name="embedding"
             )
-        # Tracked after the embedding: the order of the weights (and of the
-        # optimizer's variables in saved files) is that of version 0.1.0.
         self.cell = cell
         self.decoder_cells = []
         if self.aux_loss is not None:

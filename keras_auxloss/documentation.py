@@ -1,6 +1,6 @@
-"""What `help()` shows of the layers: their signatures and docstrings,
-made from the table of arguments (`arguments.ARGUMENTS`) and the sections
-that every layer's docstring shares."""
+"""What `help()` shows of the layers: the `Args:` sections of their
+docstrings, made from the table of arguments (`arguments.ARGUMENTS`), and
+the sections that every layer's docstring shares."""
 
 import inspect
 import textwrap
@@ -43,18 +43,14 @@ the mask is passed on.
 
 
 def documented(first, first_doc=None, kwargs_doc=None):
-    """A class decorator for the layers. Where the class defines
-    `__init__(self, first, *args, **kwargs)`, gives it the signature
-    `(self, first, <each argument with its default>, **kwargs)`; fills the
+    """A class decorator for the layers, whose `__init__` takes `first`,
+    then the table's arguments in its order, then `**kwargs`: fills the
     `{arguments}` field of the class docstring with an `Args:` entry per
     argument, `first` described by `first_doc` (and `**kwargs` by
     `kwargs_doc`, if given), and its `{call_arguments}` and `{masking}`
     fields with the sections that every layer shares."""
 
     def decorate(cls):
-        init = cls.__dict__.get("__init__")
-        if init is not None:
-            init.__signature__ = _signature(first)
         if cls.__doc__ and "{arguments}" in cls.__doc__:
             entries = [(first, first_doc)] + [
                 (a.name, f"{a.doc} Defaults to `{a.default!r}`.") for a in ARGUMENTS
@@ -73,18 +69,6 @@ def documented(first, first_doc=None, kwargs_doc=None):
         return cls
 
     return decorate
-
-
-def _signature(first):
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    return inspect.Signature(
-        [
-            inspect.Parameter("self", kind),
-            inspect.Parameter(first, kind),
-            *(inspect.Parameter(a.name, kind, default=a.default) for a in ARGUMENTS),
-            inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
-        ]
-    )
 
 
 def _entry(name, doc):

@@ -6,28 +6,19 @@ import numbers
 
 from keras_auxloss import arguments
 from keras_auxloss.aux_loss_rnn import CELL_SEED_OFFSET, AuxLossRNN
-from keras_auxloss.documentation import documented
 
 
-@documented("units")
 class KerasCellLayer(AuxLossRNN):
     """`AuxLossRNN(cell_class(units, **cell_arguments), ...)`: the keyword
     arguments that `cell_class` takes (`kernel_initializer`, `use_bias`,
     `implementation`, `dropout`, ...) go to the cell, whose `seed` (of its
     dropout) is the layer's `seed` plus `CELL_SEED_OFFSET`, a stream apart
     from the layer's own draws. Its configuration holds `units` and those
-    arguments instead of the cell."""
+    arguments instead of the cell. A subclass's `__init__` makes its cell
+    with `make_cell`, then passes it to `AuxLossRNN.__init__` and keeps the
+    names of the cell's arguments in `_cell_argument_names`."""
 
     cell_class = None
-
-    def __init__(self, units, *args, **kwargs):
-        arguments.check_positive_int("units", units)
-        names = self.cell_argument_names()
-        cell_arguments = {name: kwargs.pop(name) for name in names if name in kwargs}
-        cell_arguments["seed"] = _cell_seed(arguments.given("seed", args, kwargs), cell_arguments)
-        cell = self.cell_class(units, **cell_arguments, dtype=kwargs.get("dtype"), name="cell")
-        super().__init__(cell, *args, **kwargs)
-        self._cell_argument_names = tuple(name for name in cell_arguments if name != "seed")
 
     @classmethod
     def cell_argument_names(cls):
@@ -35,6 +26,25 @@ class KerasCellLayer(AuxLossRNN):
         parameters = set(inspect.signature(cls.cell_class.__init__).parameters)
         # Keras's cells read `implementation` from their keyword arguments.
         return (parameters - {"self", "units", "seed", "kwargs"}) | {"implementation"}
+
+    @classmethod
+    def make_cell(cls, units, seed, kwargs):
+        """`(cell, cell_arguments, kwargs)`: the cell, `cell_class(units)`
+        with the cell's arguments found in a constructor's `kwargs` (and its
+        `dtype`), those arguments, and the keyword arguments left for the
+        base layer."""
+        arguments.check_positive_int("units", units)
+        names = cls.cell_argument_names()
+        cell_arguments = {name: value for name, value in kwargs.items() if name in names}
+        kwargs = {name: value for name, value in kwargs.items() if name not in names}
+        cell = cls.cell_class(
+            units,
+            **cell_arguments,
+            seed=_cell_seed(seed, cell_arguments),
+            dtype=kwargs.get("dtype"),
+            name="cell",
+        )
+        return cell, cell_arguments, kwargs
 
     def get_config(self):
         config = super().get_config()
