@@ -285,44 +285,52 @@ def check_all(values):
         argument.check(argument.name, values[argument.name])
 
 
-def check_combination(layer, units):
-    """Checks the arguments that constrain each other, once each is valid
-    and kept as the `layer`'s attribute of its name."""
-    aux_loss, vocab_size = layer.aux_loss, layer.vocab_size
-    if aux_loss == "reconstruct" and layer.aux_length < 2:
+def check_combination(
+    units,
+    *,
+    aux_loss,
+    aux_length,
+    aux_units,
+    scheduled_sampling,
+    vocab_size,
+    aux_sampled_softmax,
+    mask_zero,
+):
+    """Checks the arguments that constrain each other, once each is valid;
+    `units` is the cell's output size."""
+    if aux_loss == "reconstruct" and aux_length < 2:
         raise ValueError(
             "Received an invalid value for argument `aux_length`, expected "
             "an integer of at least 2 with aux_loss='reconstruct' (the "
             "decoder is fed the window's first token and predicts the "
-            f"rest), got {layer.aux_length!r}."
+            f"rest), got {aux_length!r}."
         )
-    if aux_loss == "reconstruct" and layer.aux_units != units:
+    if aux_loss == "reconstruct" and aux_units != units:
         raise ValueError(
-            f"Arguments `aux_units`={layer.aux_units} and `units`={units} conflict: "
+            f"Arguments `aux_units`={aux_units} and `units`={units} conflict: "
             "with aux_loss='reconstruct' the decoder's bottom layer starts "
             "from the main network's state, so they must be equal."
         )
-    if layer.scheduled_sampling and (aux_loss != "reconstruct" or vocab_size is None):
+    if scheduled_sampling and (aux_loss != "reconstruct" or vocab_size is None):
         raise ValueError(
             "Argument `scheduled_sampling` applies only to token inputs "
             "(`vocab_size` set) with aux_loss='reconstruct'; got "
-            f"scheduled_sampling={layer.scheduled_sampling!r} with "
+            f"scheduled_sampling={scheduled_sampling!r} with "
             f"aux_loss={aux_loss!r} and vocab_size={vocab_size!r}."
         )
-    sampled = layer.aux_sampled_softmax
-    if sampled is not None and (vocab_size is None or sampled > vocab_size):
+    if aux_sampled_softmax is not None and (vocab_size is None or aux_sampled_softmax > vocab_size):
         raise ValueError(
             "Received an invalid value for argument `aux_sampled_softmax`, expected a "
             "number of negative tokens of at most `vocab_size` (token inputs only), got "
-            f"aux_sampled_softmax={sampled!r} with vocab_size={vocab_size!r}."
+            f"aux_sampled_softmax={aux_sampled_softmax!r} with vocab_size={vocab_size!r}."
         )
-    if sampled is not None and layer.scheduled_sampling:
+    if aux_sampled_softmax is not None and scheduled_sampling:
         raise ValueError(
-            f"Arguments `aux_sampled_softmax`={sampled} and `scheduled_sampling`="
-            f"{layer.scheduled_sampling} conflict: scheduled sampling draws the "
+            f"Arguments `aux_sampled_softmax`={aux_sampled_softmax} and `scheduled_sampling`="
+            f"{scheduled_sampling} conflict: scheduled sampling draws the "
             "decoder's inputs from the full softmax. Use one of them."
         )
-    if layer.mask_zero and vocab_size is None:
+    if mask_zero and vocab_size is None:
         raise ValueError(
             "Argument `mask_zero`=True masks the token id 0, so it needs token "
             "inputs: set `vocab_size`, or mask float inputs with keras.layers.Masking."

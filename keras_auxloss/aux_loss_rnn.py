@@ -158,7 +158,16 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         self.aux_sampled_softmax = aux_sampled_softmax
         self.go_backwards = go_backwards
         self.unroll = unroll
-        arguments.check_combination(self, output_size(cell))
+        arguments.check_combination(
+            output_size(cell),
+            aux_loss=self.aux_loss,
+            aux_length=self.aux_length,
+            aux_units=self.aux_units,
+            scheduled_sampling=self.scheduled_sampling,
+            vocab_size=self.vocab_size,
+            aux_sampled_softmax=self.aux_sampled_softmax,
+            mask_zero=self.mask_zero,
+        )
         self.supports_masking = True
         self.states = None
         self._fixed_window_starts = None  # See keras_auxloss.testing.
