@@ -14,7 +14,7 @@ $(BIN)/activate: setup.py
 	touch $@
 
 demo: $(BIN)/activate
-	$(BIN)/python examples/demo.py
+	$(BIN)/python -m examples.demo
 
 # The whole suite on TensorFlow, in two worker processes (pytest-xdist): one
 # alone keeps about one core of two busy.
@@ -81,8 +81,8 @@ peers: $(BIN)/activate
 	$(BIN)/pip install --quiet --no-deps keras-tcn==3.5.7
 
 lint: $(BIN)/activate
-	$(BIN)/ruff check keras_auxloss examples benchmarks tests docs
-	$(BIN)/ruff format --check keras_auxloss examples benchmarks tests docs
+	$(BIN)/ruff check keras_auxloss examples benchmarks research tests docs
+	$(BIN)/ruff format --check keras_auxloss examples benchmarks research tests docs
 
 # The API reference: the docstrings rendered to Markdown in docs/api, which
 # is committed so that it reads without building. docs-check (CI) fails
@@ -96,10 +96,10 @@ docs-check: docs
 		|| { echo "docs/api is stale: run make docs and commit it."; exit 1; }
 
 format: $(BIN)/activate
-	$(BIN)/ruff format keras_auxloss examples benchmarks tests docs
+	$(BIN)/ruff format keras_auxloss examples benchmarks research tests docs
 
 benchmark: $(BIN)/activate
-	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python -m benchmarks.train_step
 
 clean:
 	rm -rf $(VENV) $(OLDEST) $(TORCH_VENV) *.egg-info runs

@@ -71,7 +71,7 @@ its head into its loop, with the same count.
 
 For `r_lstm` at 784 steps this is 66.2 GFLOP, 3.4 x the 19.7 of
 `keras_full_bp`, whose 784 steps are fewer than the r-LSTM's 300 + 600 +
-2 x 599 differentiable ones; run `python benchmarks/flops.py` for the
+2 x 599 differentiable ones; run `python -m benchmarks.flops` for the
 breakdown.
 """
 

@@ -47,7 +47,7 @@ r_lstm step's FLOPs by part) and `results.png` (log-log plots).
 
 Run it with:
 
-    .venv/bin/python benchmarks/train_step.py --output_dir=benchmarks/results
+    .venv/bin/python -m benchmarks.train_step --output_dir=benchmarks/results
 
 or `make benchmark`. A quick look: `--lengths=784 --repetitions=1`.
 """
@@ -62,17 +62,12 @@ import time
 
 from absl import app, flags
 
-# The resident-memory reading and the figures' style are shared with the
-# examples. examples/ is a folder of scripts that import each other by plain
-# module name (Python puts a script's own folder first on its path), not a
-# package, so this script puts that folder first on its path the same way:
-# `resident_memory` and `plots` then resolve to the same files whichever
-# script imports them, and nothing needs installing.
-EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES_DIR)
-# The FLOP count is next to this script, whose folder is on its path too.
-import flops  # noqa: E402
-from resident_memory import peak_resident_gib, resident_gib  # noqa: E402
+from benchmarks import flops
+from examples.resident_memory import peak_resident_gib, resident_gib
+
+# The repository's root: each configuration's worker process runs this
+# module from there (`python -m benchmarks.train_step`).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONFIGS = (
     "r_lstm",
@@ -225,7 +220,8 @@ def run_in_subprocess(config, length, backend):
     its memory."""
     command = [
         sys.executable,
-        os.path.abspath(__file__),
+        "-m",
+        "benchmarks.train_step",
         f"--worker={config}",
         f"--length={length}",
     ]
@@ -245,7 +241,7 @@ def run_in_subprocess(config, length, backend):
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
     child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, cwd=ROOT
     )
     start = time.monotonic()
     status = None
@@ -459,7 +455,7 @@ def _breakdown(results, lengths):
 def write_plot(results, lengths, path):
     # Imported here, not at the top: the worker processes, whose memory is
     # measured, never load matplotlib.
-    import plots
+    from examples import plots
 
     plots.plot_step_costs(results, lengths, FLAGS.backends, FLAGS.configs, path)
 

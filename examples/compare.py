@@ -43,7 +43,7 @@ seconds per epoch (the first epoch, which compiles, apart), the process's
 peak resident memory and its growth during training, the CPU model and the
 settings. Run with one thread, as `docs/results.md` does:
 
-    python examples/compare.py --model=r-lru --length=196 --seed=0 \
+    python -m examples.compare --model=r-lru --length=196 --seed=0 \
         --evaluate_on=validation --output=runs/compare/r-lru-196-0.json
 """
 
@@ -54,12 +54,12 @@ import platform
 import resource
 import time
 
-import input_pipeline
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from examples import input_pipeline
 from keras_auxloss import AuxLossLSTM, AuxLossRNN, LinearRecurrentUnitCell
 
 LENGTHS = {196: 14, 784: 28, 4096: 64, 16384: 128}

@@ -23,7 +23,7 @@ DATASETS = (
     "generated",
 )
 # Model name: the `aux_loss` of its `AuxLossLSTM`.
-MODELS = {"lstm": None, "r-lstm": "reconstruct", "p-lstm": "predict"}
+AUX_LOSSES = {"lstm": None, "r-lstm": "reconstruct", "p-lstm": "predict"}
 TEXT_DATASETS = ("ag_news_subset", "imdb_reviews")
 EVALUATION_SPLITS = ("test", "validation")
 MNIST_SIZE = 28
@@ -49,7 +49,7 @@ class Config:
     model: str = setting(
         "r-lstm",
         help="lstm (no auxiliary loss), r-lstm (reconstruction) or p-lstm (prediction).",
-        choices=tuple(MODELS),
+        choices=tuple(AUX_LOSSES),
     )
     # Data.
     data_dir: str | None = setting(None, help="tfds data directory (default: tfds's).")

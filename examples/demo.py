@@ -16,9 +16,9 @@ Two tasks, each with its settings fixed in `presets.py` (`TASKS`):
 - `generated`: the task of `generated_task.py` (the evidence ends `gap`
   steps before the end of each sequence, `bptt < gap`), in 2 minutes.
 
-    python examples/demo.py                     # real MNIST: lstm and r-lstm
-    python examples/demo.py --task=generated    # the generated task
-    python examples/demo.py --task=mnist5k --seeds=0,1,2 \\
+    python -m examples.demo                     # real MNIST: lstm and r-lstm
+    python -m examples.demo --task=generated    # the generated task
+    python -m examples.demo --task=mnist5k --seeds=0,1,2 \\
         --models=lstm,r-lstm,p-lstm,lstm-full-bp,r-lstm-full-bp
 
 Every field of `Config` (`config.py`) but `dataset`, `model`, `seed` and
@@ -27,7 +27,7 @@ of its name that overrides the task's setting in every run, so ablations
 need no code; `--evaluate_on=validation` evaluates on the validation split
 and never reads the test set:
 
-    python examples/demo.py --task=mnist5k --evaluate_on=validation \\
+    python -m examples.demo --task=mnist5k --evaluate_on=validation \\
         --num_anchors=4 --aux_length=25 --models=r-lstm --seeds=0,1,2
 
 (`--train_size` is `--generated_train_size`.) Each run writes its history,
@@ -45,12 +45,11 @@ import shlex
 import statistics
 import sys
 
-import experiment
-import generated_task
-import plots
 from absl import app, flags
-from config import Config, config_values_from_flags, define_config_flags
-from presets import DEFAULT_MODELS, DEFAULT_TASK, MODELS, RUN_DEFAULTS, TASKS
+
+from examples import experiment, generated_task, plots
+from examples.config import Config, config_values_from_flags, define_config_flags
+from examples.presets import DEFAULT_MODELS, DEFAULT_TASK, DEMO_MODELS, RUN_DEFAULTS, TASKS
 
 FLAGS = flags.FLAGS
 # The `Config` fields that the demo sets itself, from its own flags.
@@ -81,7 +80,8 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     help. Called by `__main__` only, as `train.py` does."""
     given = dict(flag_values=flag_values)
     flags.DEFINE_enum("task", DEFAULT_TASK, list(TASKS), "The task, with its settings.", **given)
-    flags.DEFINE_list("models", None, f"Some of {list(MODELS)} (default: the task's).", **given)
+    models_help = f"Some of {list(DEMO_MODELS)} (default: the task's)."
+    flags.DEFINE_list("models", None, models_help, **given)
     flags.DEFINE_list("seeds", ["0"], "One run per model and seed.", **given)
     flags.DEFINE_string("output_dir", None, "Outputs (default: runs/demo-<task>).", **given)
     define_config_flags(flag_values, skip=SET_BY_DEMO, describe_default=describe_default)
@@ -109,10 +109,10 @@ def plan_from_flags(flag_values: flags.FlagValues = FLAGS) -> Plan:
     """The `Plan` of the parsed flags; unknown `--models` are a usage error."""
     task = flag_values.task
     models = DEFAULT_MODELS[task] if flag_values.models is None else flag_values.models
-    unknown = set(models) - set(MODELS)
+    unknown = set(models) - set(DEMO_MODELS)
     if unknown:
         raise app.UsageError(
-            f"Unknown --models {sorted(unknown)}; expected some of {list(MODELS)}."
+            f"Unknown --models {sorted(unknown)}; expected some of {list(DEMO_MODELS)}."
         )
     return Plan(
         task=task,
@@ -124,8 +124,8 @@ def plan_from_flags(flag_values: flags.FlagValues = FLAGS) -> Plan:
 
 
 def run_config(plan: Plan, model: str, seed: str) -> Config:
-    """The `Config` of one run: `model` (a name of `MODELS`) with `seed`."""
-    model_type, full_bp = MODELS[model]
+    """The `Config` of one run: `model` (a name of `DEMO_MODELS`) with `seed`."""
+    model_type, full_bp = DEMO_MODELS[model]
     values = plan.run_values
     if model_type == "lstm":  # As many epochs as the two phases together.
         values["epochs"] += values.pop("pretrain_epochs")
@@ -172,7 +172,7 @@ def row(plan: Plan, model: str, runs: list[dict]) -> str:
     values = plan.settings
     accuracies = [run["accuracy"] for run in runs]
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-    _, full_bp = MODELS[model]
+    _, full_bp = DEMO_MODELS[model]
     windows = (
         "-" if model.startswith("lstm") else f"{values['num_anchors']} x {values['aux_length']}"
     )
@@ -194,7 +194,7 @@ def table(plan: Plan, results: dict) -> list[str]:
         "|---|---:|---|---:|---|---:|",
         *(row(plan, model, results[model]) for model in plan.models),
         "",
-        f"Command: `python examples/demo.py {shlex.join(sys.argv[1:])}`",
+        f"Command: `python -m examples.demo {shlex.join(sys.argv[1:])}`",
     ]
 
 

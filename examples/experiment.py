@@ -14,12 +14,11 @@ import json
 import os
 import time
 
-import input_pipeline
 import keras
-import plots
 from absl import logging
-from config import MODELS, Config
 
+from examples import input_pipeline, plots
+from examples.config import AUX_LOSSES, Config
 from keras_auxloss import AuxLossLSTM
 
 # ---------------------------------------------------------------- model
@@ -35,13 +34,13 @@ def build_model(
     `aux_length` that does not fit the sequence raises the layer's
     `ValueError`.
     """
-    if model_type not in MODELS:
+    if model_type not in AUX_LOSSES:
         raise ValueError(
             f"Received an invalid value for argument `model_type`, expected one of "
-            f"{', '.join(MODELS)}, got {model_type!r}."
+            f"{', '.join(AUX_LOSSES)}, got {model_type!r}."
         )
     inputs = keras.Input((sequence_length,), dtype="int32", name="tokens")
-    features = AuxLossLSTM(aux_loss=MODELS[model_type], vocab_size=vocab_size, **layer_options)(
+    features = AuxLossLSTM(aux_loss=AUX_LOSSES[model_type], vocab_size=vocab_size, **layer_options)(
         inputs
     )
     hidden = keras.layers.Dense(256, activation="relu")(features)
@@ -120,7 +119,7 @@ class HistoryWriter(keras.callbacks.Callback):
 def pretrain(model, train, config: Config, history: HistoryWriter, callbacks) -> int:
     """The paper's first phase: the auxiliary loss alone, the classifier
     frozen. Returns the epochs trained (none for a model without it)."""
-    epochs = config.pretrain_epochs if MODELS[config.model] else 0
+    epochs = config.pretrain_epochs if AUX_LOSSES[config.model] else 0
     if config.pretrain_epochs and not epochs:
         logging.warning("--pretrain_epochs is ignored: %s has no auxiliary loss.", config.model)
     if not epochs:

@@ -13,11 +13,12 @@ import dataclasses
 import importlib.util
 import os
 
-import generated_task
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from config import MNIST_SIZE, Config
+
+from examples import generated_task
+from examples.config import MNIST_SIZE, Config
 
 BYTE_VOCAB_SIZE = 256
 MNIST_LENGTH = MNIST_SIZE * MNIST_SIZE

@@ -1,16 +1,16 @@
 """The demo's presets: its models, and each task's settings and default models.
 
-`MODELS` names the demo's models after `config.MODELS` and full
-backpropagation; `TASKS` holds each task's settings, fixed before any run
-(`examples/README.md` says why), which `demo.py`'s flags override field by
-field; `DEFAULT_MODELS` are the models a task runs when `--models` is not
-given.
+`DEMO_MODELS` maps each of the demo's models to its `Config.model` (a name
+of `config.AUX_LOSSES`) and whether it backpropagates in full; `TASKS`
+holds each task's settings, fixed before any run (`examples/README.md` says
+why), which `demo.py`'s flags override field by field; `DEFAULT_MODELS` are
+the models a task runs when `--models` is not given.
 """
 
-import generated_task
+from examples import generated_task
 
 # name: (the `Config.model`, full backpropagation)
-MODELS = {
+DEMO_MODELS = {
     "lstm": ("lstm", False),
     "r-lstm": ("r-lstm", False),
     "p-lstm": ("p-lstm", False),
@@ -36,7 +36,8 @@ _MNIST5K = dict(
     clipnorm=1.0,
     # Chosen on the validation split of the training digits, 3 seeds each,
     # against 1 (the paper's), a learning rate of 1e-3, a cosine decay and
-    # a moving average of the weights (examples/diagnose, docs/results.md).
+    # a moving average of the weights (research/mnist5k_diagnosis/,
+    # docs/results.md).
     aux_weight=5.0,
 )
 TASKS = {

@@ -12,8 +12,8 @@ It prints, every `--log_every` chunks, the steps read, the seconds, the
 resident memory and the running accuracy, and writes `results.json` to
 `--output_dir`:
 
-    python examples/stream.py                       # 1,000,000 steps
-    python examples/stream.py --length=100000 --chunk=5000
+    python -m examples.stream                       # 1,000,000 steps
+    python -m examples.stream --length=100000 --chunk=5000
 """
 
 import json
@@ -23,8 +23,8 @@ import time
 import keras
 import numpy as np
 from absl import app, flags
-from resident_memory import resident_gib
 
+from examples.resident_memory import resident_gib
 from keras_auxloss import AuxLossLSTM
 
 FLAGS = flags.FLAGS

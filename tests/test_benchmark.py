@@ -5,7 +5,8 @@ import os
 import subprocess
 import sys
 
-BENCHMARK = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "train_step.py")
+# The repository's root, where the scripts run as modules (`python -m benchmarks.train_step`).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_benchmark(output_dir, *flags):
@@ -13,7 +14,8 @@ def run_benchmark(output_dir, *flags):
     subprocess.run(
         [
             sys.executable,
-            BENCHMARK,
+            "-m",
+            "benchmarks.train_step",
             "--lengths=784",
             "--repetitions=1",
             "--batch_size=4",
@@ -22,6 +24,7 @@ def run_benchmark(output_dir, *flags):
             f"--output_dir={output_dir}",
             *flags,
         ],
+        cwd=ROOT,
         check=True,
         capture_output=True,
         timeout=600,

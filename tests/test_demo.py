@@ -10,19 +10,20 @@ import sys
 
 import pytest
 
-EXAMPLES_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
-DEMO = os.path.join(EXAMPLES_DIR, "demo.py")
-sys.path.insert(0, EXAMPLES_DIR)
-import demo  # noqa: E402
-from config import Config  # noqa: E402
-from presets import TASKS  # noqa: E402
+from examples import demo
+from examples.config import Config
+from examples.presets import TASKS
+
+# The repository's root, where the scripts run as modules (`python -m examples.demo`).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_demo_prints_one_row_per_model(tmp_path):
     completed = subprocess.run(
         [
             sys.executable,
-            DEMO,
+            "-m",
+            "examples.demo",
             "--task=generated",
             "--epochs=1",
             "--train_size=64",
@@ -30,6 +31,7 @@ def test_demo_prints_one_row_per_model(tmp_path):
             "--models=lstm,r-lstm",
             f"--output_dir={tmp_path}",
         ],
+        cwd=ROOT,
         check=True,
         capture_output=True,
         text=True,
@@ -51,13 +53,15 @@ def test_the_mnist5k_demo_runs_lstm_against_r_lstm(tmp_path):
     completed = subprocess.run(
         [
             sys.executable,
-            DEMO,
+            "-m",
+            "examples.demo",
             "--task=mnist5k",
             "--train_steps=2",
             "--pretrain_epochs=1",
             "--epochs=1",
             f"--output_dir={tmp_path}",
         ],
+        cwd=ROOT,
         check=True,
         capture_output=True,
         text=True,
@@ -178,7 +182,7 @@ def test_any_config_field_overrides_the_preset_and_the_table_names_the_split(tmp
     assert "Evaluated on the validation split; the test set was not read." in printed
     assert "| model | bptt | anchors x l | validation accuracy | per seed | seconds |" in printed
     assert "| r-lstm | 20 | 4 x 25 | 0.600 ± 0.100 | 0.500, 0.600, 0.700 | 3 |" in printed
-    assert "\nCommand: `python examples/demo.py " in printed
+    assert "\nCommand: `python -m examples.demo " in printed
     assert (tmp_path / "results.md").read_text().strip() == printed.strip()
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["settings"]["evaluate_on"] == "validation"

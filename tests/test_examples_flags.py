@@ -3,16 +3,12 @@ the same flags as when they were written out one by one, each with its
 field's help text, default and checks, which `Config` applies too."""
 
 import dataclasses
-import os
-import sys
 
 import pytest
 from absl import flags
 
-EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES_DIR)
-import train  # noqa: E402
-from config import Config, define_config_flags  # noqa: E402
+from examples import train
+from examples.config import Config, define_config_flags
 
 # train.py's flags before they were generated: name: (type, default, lower
 # bound, choices).

@@ -5,14 +5,16 @@ import os
 import subprocess
 import sys
 
-STREAM = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "stream.py")
+# The repository's root, where the scripts run as modules (`python -m examples.stream`).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_stream_example_trains_chunk_by_chunk_and_logs_memory(tmp_path):
     subprocess.run(
         [
             sys.executable,
-            STREAM,
+            "-m",
+            "examples.stream",
             "--length=6000",
             "--chunk=1000",
             "--log_every=3",
@@ -20,6 +22,7 @@ def test_stream_example_trains_chunk_by_chunk_and_logs_memory(tmp_path):
             "--aux_length=20",
             f"--output_dir={tmp_path}",
         ],
+        cwd=ROOT,
         check=True,
         capture_output=True,
         timeout=600,

@@ -16,16 +16,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import flags
 
-EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-TRAIN_PY = os.path.join(EXAMPLES_DIR, "train.py")
-sys.path.insert(0, EXAMPLES_DIR)
-import experiment  # noqa: E402
-import generated_task  # noqa: E402
-import input_pipeline  # noqa: E402
-import train  # noqa: E402
-from config import Config  # noqa: E402
+from examples import experiment, generated_task, input_pipeline, train
+from examples.config import Config
+from keras_auxloss import AuxLossLSTM
 
-from keras_auxloss import AuxLossLSTM  # noqa: E402
+# The repository's root, where the scripts run as modules (`python -m examples.train`).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY = dict(
     units=8,
@@ -390,9 +386,10 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_command_line_names_a_missing_dataset_in_one_line(tmp_path):
+    command = ["-m", "examples.train", "--dataset=mnist", f"--data_dir={tmp_path}"]
     process = subprocess.run(
-        [sys.executable, TRAIN_PY, "--dataset=mnist", f"--data_dir={tmp_path}"],
-        cwd=tmp_path,
+        [sys.executable, *command, f"--output_dir={tmp_path / 'out'}"],
+        cwd=ROOT,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         capture_output=True,
         text=True,

@@ -3,18 +3,13 @@ part of the training data, disjoint from what is trained on and from the
 test set, which is never read; the test split itself unchanged."""
 
 import hashlib
-import os
-import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES_DIR)
-import generated_task  # noqa: E402
-import input_pipeline  # noqa: E402
-from config import Config  # noqa: E402
+from examples import generated_task, input_pipeline
+from examples.config import Config
 
 # SHA-256 of the int64 indices of mnist5k's (train, test) split as
 # `mnist5k_split` drew them before the validation split existed.

@@ -1,7 +1,7 @@
 """The benchmark's FLOP count (benchmarks/flops.py): a small step worked out
 by hand, Keras's LSTM against TensorFlow's own profiler, and every kind of
 configuration against the matrix products of the real step as JAX traces
-it (this file, run as a script on JAX, counts them)."""
+it (this file, run as a module on JAX, counts them)."""
 
 import dataclasses
 import json
@@ -14,11 +14,10 @@ import keras
 import numpy as np
 import pytest
 
-BENCHMARKS_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"
-)
-sys.path.insert(0, BENCHMARKS_DIR)
-import flops  # noqa: E402
+from benchmarks import flops
+
+# The repository's root, where this file runs as a module (`python -m tests.test_flops`).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Small configurations, a sequence of LENGTH steps: each kind of step, cell,
 # auxiliary loss, anchors, decoder depth, and inputs the count tells apart.
@@ -138,7 +137,8 @@ def test_every_configuration_matches_the_products_jax_traces():
     (twice its forward product less its backward)."""
     pytest.importorskip("jax")
     result = subprocess.run(
-        [sys.executable, __file__],
+        [sys.executable, "-m", "tests.test_flops"],
+        cwd=ROOT,
         env=dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3"),
         capture_output=True,
         text=True,

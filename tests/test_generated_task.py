@@ -1,13 +1,9 @@
 """The generated task: its evidence ends `gap` steps before the end."""
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "examples"))
-import generated_task  # noqa: E402
+from examples import generated_task
 
 
 def test_evidence_before_the_gap_and_blanks_after():

@@ -1,5 +1,7 @@
 """Per-epoch means of the full-backpropagation probe of a run:
-    python examples/diagnose/probes.py runs/diag/base-probe-s0 ...
+
+    python -m research.mnist5k_diagnosis.probes runs/diag/base-probe-s0 ...
+
 cos(truncated, full): cosine between the supervised gradient on the main
 LSTM (+ embedding) truncated to the last `bptt` steps and the full one;
 early/truncated: norm of the part from the steps before the window over the
@@ -10,9 +12,12 @@ import sys
 
 import numpy as np
 
-for path in sys.argv[1:]:
+
+def print_probes(path):
+    """The table of the run at `path` (with or without `.json`)."""
     path = path.removesuffix(".json")
-    run = json.load(open(path + ".json"))
+    with open(path + ".json") as file:
+        run = json.load(file)
     probes = run["full_bp_probes"]
     print(path, f"final val {run['final_val_acc']:.3f}")
     print(" epoch  cos(tr,full)  [min]  cos(tr,early)  early/tr  |g_tr|  |g_full|  val_acc")
@@ -29,3 +34,12 @@ for path in sys.argv[1:]:
             f"  {np.median(ratio):8.2f}  {norm_truncated:6.3f}  {norm_full:8.3f}"
             f"  {val[epoch]:.3f}"
         )
+
+
+def main(argv=None):
+    for path in argv or sys.argv[1:]:
+        print_probes(path)
+
+
+if __name__ == "__main__":
+    main()

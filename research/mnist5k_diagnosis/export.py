@@ -3,7 +3,7 @@ per run its settings, seconds, final and best validation accuracy, and per
 epoch the main curves (the full per-step records stay in
 the `.npz` files next to each run).
 
-    python examples/diagnose/export.py runs/diag runs/diag-results.json
+    python -m research.mnist5k_diagnosis.export runs/diag runs/diag-results.json
 """
 
 import glob

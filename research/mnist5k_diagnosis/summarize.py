@@ -1,8 +1,8 @@
 """Tables from the runs of `diagnose_mnist5k.py`.
 
-    python examples/diagnose/summarize.py runs/diag/base-s0           # per-epoch curves
-    python examples/diagnose/summarize.py --steps=17:20 runs/diag/x   # per-10-step means
-    python examples/diagnose/summarize.py --table runs/diag/*.json    # one row a setting
+    python -m research.mnist5k_diagnosis.summarize runs/diag/base-s0          # per-epoch curves
+    python -m research.mnist5k_diagnosis.summarize --steps=17:20 runs/diag/x  # per-10-step means
+    python -m research.mnist5k_diagnosis.summarize --table runs/diag/*.json   # one row a setting
 
 Collapse: the run ends more than COLLAPSE_DROP below its best validation
 accuracy; a fall: validation accuracy down more than COLLAPSE_DROP in one
