@@ -4,7 +4,7 @@ mean ± standard deviation over seeds, seconds per epoch and peak memory,
 their medians) and, with `--plot`, accuracy and peak memory against the
 length, one line per model:
 
-    python examples/compare_report.py --results=examples/results/compare/test \
+    python -m examples.compare_report --results=examples/results/compare/test \
         --plot=docs/compare.png
 """
 
