@@ -158,8 +158,15 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         self.aux_sampled_softmax = aux_sampled_softmax
         self.go_backwards = go_backwards
         self.unroll = unroll
+        self._check_combination(output_size(cell))
+        self.supports_masking = True
+        self.states = None
+        self._fixed_window_starts = None  # See keras_auxloss.testing.
+        self._make_layers(cell)
+
+    def _check_combination(self, units):
         arguments.check_combination(
-            output_size(cell),
+            units,
             aux_loss=self.aux_loss,
             aux_length=self.aux_length,
             aux_units=self.aux_units,
@@ -168,10 +175,6 @@ class AuxLossRNN(Streams, keras.layers.Layer):
             aux_sampled_softmax=self.aux_sampled_softmax,
             mask_zero=self.mask_zero,
         )
-        self.supports_masking = True
-        self.states = None
-        self._fixed_window_starts = None  # See keras_auxloss.testing.
-        self._make_layers(cell)
 
     def _make_layers(self, cell):
         """The embedding, the main cell and the auxiliary decoder, in the
