@@ -11,6 +11,7 @@ length, one line per model:
 import collections
 import glob
 import json
+import math
 import os
 
 import numpy as np
@@ -22,13 +23,33 @@ flags.DEFINE_string("plot", None, "Where the plot goes (a PNG); no plot without 
 flags.mark_flag_as_required("results")
 
 
+def label(result: dict) -> str:
+    """The model's name, with the LRU's settings where they are not the
+    cell's defaults (`r-lru (r_min 0.99, state 128)`)."""
+    if "lru" not in result["model"] or "lmu" in result["model"]:
+        return result["model"]
+    settings = result["settings"]
+    given = [
+        f"r_min {settings['lru_r_min']:g}" if settings["lru_r_min"] != 0.9 else "",
+        f"state {settings['lru_state_dim']}" if settings["lru_state_dim"] else "",
+        f"max_phase {settings['lru_max_phase']:.3g}"
+        if abs(settings["lru_max_phase"] - 2 * math.pi) > 1e-6
+        else "",
+        f"timescales x{settings['lru_timescales']:g}"
+        if settings.get("lru_timescales", 1.0) != 1.0
+        else "",
+    ]
+    given = [text for text in given if text]
+    return f"{result['model']} ({', '.join(given)})" if given else result["model"]
+
+
 def read_results(folder: str) -> dict:
-    """`{(model, length): [result, ...]}`, results sorted by seed."""
+    """`{(label, length): [result, ...]}`, results sorted by seed."""
     groups = collections.defaultdict(list)
     for path in sorted(glob.glob(os.path.join(folder, "**", "*.json"), recursive=True)):
         with open(path) as file:
             result = json.load(file)
-        groups[result["model"], result["length"]].append(result)
+        groups[label(result), result["length"]].append(result)
     return {key: sorted(runs, key=lambda r: r["seed"]) for key, runs in groups.items()}
 
 
@@ -91,6 +112,9 @@ def plot(groups: dict, path: str) -> None:
 def main(argv):
     del argv
     groups = read_results(FLAGS.results)
+    held_out = sorted({run["evaluated_on"] for runs in groups.values() for run in runs})
+    cpus = sorted({run["cpu"] for runs in groups.values() for run in runs})
+    print(f"Accuracy on the {' and '.join(held_out)} digits; {'; '.join(cpus)}.\n")
     print("\n".join(table(groups)))
     if FLAGS.plot:
         plot(groups, FLAGS.plot)
