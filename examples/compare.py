@@ -87,6 +87,9 @@ flags.DEFINE_enum("length", "196", [str(n) for n in LENGTHS], "Steps per digit."
 flags.DEFINE_integer("seed", 0, "Seed of weights, shuffling and anchors.")
 flags.DEFINE_integer("epochs", 30, "Training epochs.", lower_bound=1)
 flags.DEFINE_integer("train_digits", None, "Train on the first this many digits.", lower_bound=1)
+flags.DEFINE_integer(
+    "held_out_digits", None, "Score the first this many held-out digits.", lower_bound=1
+)
 flags.DEFINE_enum("evaluate_on", "validation", ["validation", "test"], "Held-out digits.")
 flags.DEFINE_float("lru_r_min", 0.9, "LRU: smallest |lambda| at initialisation.")
 flags.DEFINE_float("lru_max_phase", 2 * math.pi, "LRU: largest phase at initialisation.")
@@ -111,11 +114,17 @@ def digits(length: int, evaluate_on: str):
     if size <= input_pipeline.MNIST_SIZE:
         tokens = input_pipeline.pooled_pixels(tf.constant(pixels), size).numpy()
     else:
-        images = tf.reshape(tf.constant(pixels, tf.float32), (-1, 28, 28, 1))
-        images = tf.image.resize(images, (size, size), antialias=True)
-        tokens = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
-        tokens = tf.reshape(tokens, (-1, length)).numpy()
+        tokens = np.concatenate([resized(chunk, size) for chunk in np.split(pixels, 10)])
     return tokens[train], labels[train], tokens[held], labels[held]
+
+
+def resized(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Digits `(n, 784)` resized to `(n, size * size)` uint8 tokens (in
+    chunks, so that the float images never outweigh training's memory)."""
+    images = tf.reshape(tf.constant(pixels, tf.float32), (-1, 28, 28, 1))
+    images = tf.image.resize(images, (size, size), antialias=True)
+    tokens = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
+    return tf.reshape(tokens, (-1, size * size)).numpy()
 
 
 def tcn_dilations(length: int) -> list[int]:
@@ -233,6 +242,8 @@ def run(model: str, length: int, seed: int) -> dict:
     train_x, train_y, held_x, held_y = digits(length, FLAGS.evaluate_on)
     if FLAGS.train_digits:
         train_x, train_y = train_x[: FLAGS.train_digits], train_y[: FLAGS.train_digits]
+    if FLAGS.held_out_digits:
+        held_x, held_y = held_x[: FLAGS.held_out_digits], held_y[: FLAGS.held_out_digits]
     network = classifier(model, length, seed)
     network.compile(
         keras.optimizers.Adam(2e-3, clipnorm=1.0),
@@ -260,6 +271,7 @@ def run(model: str, length: int, seed: int) -> dict:
         loss=float(loss),
         epochs=FLAGS.epochs,
         train_digits=len(train_x),
+        held_out_digits=len(held_x),
         seconds_per_epoch=float(np.median(later)),
         first_epoch_seconds=float(times.seconds[0]),
         peak_rss_gib=peak_rss_gib(),
