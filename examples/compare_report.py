@@ -1,7 +1,8 @@
 r"""The table and plot of `compare.py`'s results: every JSON under
 `--results`, grouped by model and length, as a Markdown table (accuracy
 mean ± standard deviation over seeds, seconds per epoch and peak memory,
-their medians) and, with `--plot`, accuracy and peak memory against the
+their medians: the process's peak and what `fit` added to it) and, with
+`--plot`, accuracy and the memory `fit` took against the
 length, one line per model:
 
     python -m examples.compare_report --results=examples/results/compare/test \
@@ -20,6 +21,7 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("results", None, "Folder of compare.py's JSON files (searched recursively).")
 flags.DEFINE_string("plot", None, "Where the plot goes (a PNG); no plot without it.")
+flags.DEFINE_list("panels", ["accuracy", "memory"], "The plot's panels: accuracy, memory, seconds.")
 flags.mark_flag_as_required("results")
 
 
@@ -61,6 +63,7 @@ def summary(runs: list[dict]) -> dict:
         spread=float(accuracies.std(ddof=1)) if len(runs) > 1 else 0.0,
         seconds=float(np.median([run["seconds_per_epoch"] for run in runs])),
         memory=float(np.median([run["peak_rss_gib"] for run in runs])),
+        growth=float(np.median([run["rss_growth_gib"] for run in runs])),
         epochs=runs[0]["epochs"],
         digits=runs[0]["train_digits"],
     )
@@ -68,43 +71,48 @@ def summary(runs: list[dict]) -> dict:
 
 def table(groups: dict) -> list[str]:
     lines = [
-        "| model | steps | seeds | accuracy (mean ± sd) | epochs x digits | s / epoch | peak GiB |",
-        "|---|---:|---:|---|---|---:|---:|",
+        "| model | steps | seeds | accuracy (mean ± sd) | epochs x digits | s / epoch "
+        "| peak GiB | GiB in fit |",
+        "|---|---:|---:|---|---|---:|---:|---:|",
     ]
     for model, length in sorted(groups, key=lambda key: (key[1], key[0])):
         s = summary(groups[model, length])
         accuracy = f"{s['mean']:.3f} ± {s['spread']:.3f}"
         lines.append(
             f"| {model} | {length} | {s['seeds']} | {accuracy} | {s['epochs']} x {s['digits']} "
-            f"| {s['seconds']:.1f} | {s['memory']:.2f} |"
+            f"| {s['seconds']:.1f} | {s['memory']:.2f} | {s['growth']:.2f} |"
         )
     return lines
 
 
-def plot(groups: dict, path: str) -> None:
+# What a panel of the plot shows: (the summary's key, the axis's label).
+PANELS = {
+    "accuracy": ("mean", "accuracy"),
+    "memory": ("growth", "memory taken by fit (GiB)"),
+    "seconds": ("seconds", "seconds per epoch"),
+}
+
+
+def plot(groups: dict, path: str, panels: list[str]) -> None:
+    """One panel per name of `PANELS` in `panels`, against the length."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (accuracy_axes, memory_axes) = plt.subplots(1, 2, figsize=(11, 4))
-    for model in sorted({model for model, _ in groups}):
-        lengths = sorted(length for m, length in groups if m == model)
-        stats = [summary(groups[model, length]) for length in lengths]
-        accuracy_axes.errorbar(
-            lengths,
-            [s["mean"] for s in stats],
-            [s["spread"] for s in stats],
-            marker="o",
-            label=model,
-        )
-        memory_axes.plot(lengths, [s["memory"] for s in stats], marker="o", label=model)
-    for axes, label in ((accuracy_axes, "test accuracy"), (memory_axes, "peak memory (GiB)")):
+    figure, axes_list = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for axes, panel in zip(axes_list[0], panels):
+        key, label = PANELS[panel]
+        for model in sorted({model for model, _ in groups}):
+            lengths = sorted(length for m, length in groups if m == model)
+            stats = [summary(groups[model, length]) for length in lengths]
+            spread = [s["spread"] for s in stats] if key == "mean" else None
+            axes.errorbar(lengths, [s[key] for s in stats], spread, marker="o", label=model)
         axes.set_xscale("log", base=2)
         axes.set_xlabel("sequence length (steps)")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
-    accuracy_axes.legend(fontsize=8)
+    axes_list[0][0].legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
@@ -117,7 +125,7 @@ def main(argv):
     print(f"Accuracy on the {' and '.join(held_out)} digits; {'; '.join(cpus)}.\n")
     print("\n".join(table(groups)))
     if FLAGS.plot:
-        plot(groups, FLAGS.plot)
+        plot(groups, FLAGS.plot, FLAGS.panels)
 
 
 if __name__ == "__main__":
