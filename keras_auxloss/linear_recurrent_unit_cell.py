@@ -12,6 +12,9 @@ from keras import ops
 _LOW_PRECISION = ("float16", "bfloat16")
 # The smallest `|lambda|^2` drawn, so that `nu_log` stays finite for `r_min=0`.
 _MIN_SQUARED_MODULUS = 1e-8
+# Every weight is float32 and read uncast: the recurrence runs in float32,
+# the readout casts what it reads.
+_WEIGHT = {"dtype": "float32", "autocast": False}
 
 
 def _invalid(name, expected, value):
@@ -163,6 +166,13 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
     def build(self, input_shape):
         input_dim = input_shape[-1]
         size = self.state_dim or self.units
+        # In this order: the weights' initial values follow it.
+        self._build_eigenvalues(size)
+        self._build_projections(input_dim, size)
+        self._build_readout()
+
+    def _build_eigenvalues(self, size):
+        """`nu_log`, `theta_log` and the normalisation `gamma_log`."""
         r_min, r_max, max_phase = self.r_min, self._ring_max, self.max_phase
         uniform = keras.initializers.RandomUniform(0.0, 1.0, seed=self._seed(0))
         phases = keras.initializers.RandomUniform(0.0, 1.0, seed=self._seed(1))
@@ -176,14 +186,11 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
             # Phases of 0 would give log(0): drawn in (0, max_phase].
             return ops.log(max_phase * (1.0 - phases(shape, "float32")))
 
-        # Every weight is float32 and read uncast: the recurrence runs in
-        # float32, the readout casts what it reads.
-        weight = dict(dtype="float32", autocast=False)
         self.nu_log = self.add_weight(
-            shape=(size,), initializer=nu_log_init, name="nu_log", **weight
+            shape=(size,), initializer=nu_log_init, name="nu_log", **_WEIGHT
         )
         self.theta_log = self.add_weight(
-            shape=(size,), initializer=theta_log_init, name="theta_log", **weight
+            shape=(size,), initializer=theta_log_init, name="theta_log", **_WEIGHT
         )
         nu_log = ops.convert_to_tensor(self.nu_log.value)
         self.gamma_log = self.add_weight(
@@ -192,49 +199,55 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
                 0.5 * ops.log(1.0 - ops.exp(-2.0 * ops.exp(nu_log)))
             ),
             name="gamma_log",
-            **weight,
+            **_WEIGHT,
         )
+
+    def _build_projections(self, input_dim, size):
+        """`B` (inputs to state), `C` (state to output), `D` (inputs to output)."""
 
         def normal(stddev, offset):
             return keras.initializers.RandomNormal(stddev=stddev, seed=self._seed(offset))
 
         b_std, c_std = (2 * input_dim) ** -0.5, size**-0.5
         self.B_re = self.add_weight(
-            shape=(input_dim, size), initializer=normal(b_std, 2), name="B_re", **weight
+            shape=(input_dim, size), initializer=normal(b_std, 2), name="B_re", **_WEIGHT
         )
         self.B_im = self.add_weight(
-            shape=(input_dim, size), initializer=normal(b_std, 3), name="B_im", **weight
+            shape=(input_dim, size), initializer=normal(b_std, 3), name="B_im", **_WEIGHT
         )
         self.C_re = self.add_weight(
-            shape=(size, self.units), initializer=normal(c_std, 4), name="C_re", **weight
+            shape=(size, self.units), initializer=normal(c_std, 4), name="C_re", **_WEIGHT
         )
         self.C_im = self.add_weight(
-            shape=(size, self.units), initializer=normal(c_std, 5), name="C_im", **weight
+            shape=(size, self.units), initializer=normal(c_std, 5), name="C_im", **_WEIGHT
         )
         self.D = self.add_weight(
             shape=(input_dim, self.units),
             initializer=normal(input_dim**-0.5, 6),
             name="D",
-            **weight,
+            **_WEIGHT,
         )
+
+    def _build_readout(self):
+        """The gated readout's kernels and biases."""
         glorot = keras.initializers.GlorotUniform
         self.value_kernel = self.add_weight(
             shape=(self.units, self.units),
             initializer=glorot(self._seed(7)),
             name="value_kernel",
-            **weight,
+            **_WEIGHT,
         )
         self.value_bias = self.add_weight(
-            shape=(self.units,), initializer="zeros", name="value_bias", **weight
+            shape=(self.units,), initializer="zeros", name="value_bias", **_WEIGHT
         )
         self.gate_kernel = self.add_weight(
             shape=(self.units, self.units),
             initializer=glorot(self._seed(8)),
             name="gate_kernel",
-            **weight,
+            **_WEIGHT,
         )
         self.gate_bias = self.add_weight(
-            shape=(self.units,), initializer="zeros", name="gate_bias", **weight
+            shape=(self.units,), initializer="zeros", name="gate_bias", **_WEIGHT
         )
 
     def _recurrence_dtype(self):
