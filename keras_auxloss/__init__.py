@@ -7,24 +7,35 @@ truncated backpropagation and auxiliary losses (Trinh et al., ICML 2018).
    (`sample_window_starts`) and places the supervised window;
 2. `truncation.py`: where truncation happens: every cut of the recurrent
    state, the capture pass and the supervised window;
-3. `auxiliary.py`: the auxiliary loss at the anchors (`reconstruction_loss`,
-   `prediction_loss`) and the decoder; `AuxLossRNN.call` adds it with
-   `add_loss`.
+3. `auxiliary.py`: the auxiliary loss at the anchors and the decoder,
+   `AuxiliaryDecoder` (its `loss`: `reconstruction_loss`,
+   `prediction_loss`); `AuxLossRNN.call` adds it with `add_loss`.
 
-Around them: `aux_loss_rnn.py` (the layer), `aux_loss_lstm.py`,
+From `call` to the loop over time: `truncation.truncated_run` runs the main
+network, `MainNetwork.run` and `CellRunner.run` in `cells.py`, which call
+the loop of the backend Keras runs, `backends.current.run` (in
+`backends/tensorflow.py`, `torch.py` or `portable.py`), whose result is a
+`RunResult` (`output`, `state`, `sequences`, `captured`).
+
+Around them: `aux_loss_rnn.py` (the layer: it builds and owns the main
+network, the decoder and the carried state), `aux_loss_lstm.py`,
 `aux_loss_gru.py` and `keras_cell_layer.py` (the layers on Keras's LSTM and
 GRU cells, sized by `units`); `linear_recurrent_unit_cell.py`
 (`LinearRecurrentUnitCell`, a cell of the package's own with a long memory,
 for `AuxLossRNN` or `keras.layers.RNN`); `arguments.py` (every argument's
 name, default, check and documentation, once); `documentation.py` (the
-`Args:` sections made from them); `cell_checks.py` (the checks of
-`AuxLossRNN`'s `cell`); `main_network.py` (how the main cell reads its
-inputs); `cells.py` (how a cell is stepped); `recurrence.py` and
-`backends/` (the loop over time per Keras backend); `inputs.py` (inputs and
-masks as Keras takes them, and their run-time checks); `streams.py`
-(initial and carried state); `loss_tracker.py` (the `aux_loss` metric and
-its name); `testing.py` (fixing the anchors in tests); `distribute.py`
-(`keras_auxloss.distribute.fix_multi_worker_fit`, imported on its own).
+`Args:` sections made from them); `seeds.py` (the seeds of the layer's random
+streams); `cell_checks.py` (the checks of
+`AuxLossRNN`'s `cell`); `cells.py` (how a cell is stepped and run over
+time, and `MainNetwork`: the main cell with its embedding, and how it reads
+its inputs); `backends/` (the loop over time per Keras backend,
+`torch_fused.py` PyTorch's fused LSTM and GRU kernels); `inputs.py` (inputs
+and masks as Keras takes them, and their run-time checks); `dropout.py` (the
+main cell's dropout masks, drawn once per call); `streams.py` (initial and
+carried state, in plain functions the layer calls); `loss_tracker.py` (the
+`aux_loss` metric and its name); `testing.py` (fixing the anchors in tests);
+`distribute.py` (`keras_auxloss.distribute.fix_multi_worker_fit`, imported
+on its own).
 
 Glossary:
 

@@ -6,17 +6,17 @@ lie (`windows.py`), the truncated run (`truncation.py`), the auxiliary loss
 
 import keras
 from keras import ops
+from keras.src.utils import tracking
 
-from keras_auxloss import arguments, auxiliary, truncation, windows
+from keras_auxloss import arguments, streams, truncation, windows
 from keras_auxloss import dropout as cell_dropout
-from keras_auxloss.auxiliary import AuxiliaryDecoder
+from keras_auxloss.auxiliary import AuxiliaryDecoder, decoder_cells
 from keras_auxloss.cell_checks import check_cell
-from keras_auxloss.cells import output_size, runner_for, state_sizes
+from keras_auxloss.cells import MainNetwork, output_size, runner_for, state_sizes
 from keras_auxloss.documentation import documented
-from keras_auxloss.inputs import standardize_inputs, standardize_mask
+from keras_auxloss.inputs import feature_size, standardize_inputs, standardize_mask
 from keras_auxloss.loss_tracker import loss_tracker, metric_name, running_step
-from keras_auxloss.main_network import MainNetwork
-from keras_auxloss.streams import Streams
+from keras_auxloss.seeds import draws_seed
 
 # The seed of the anchors drawn on held-out data in `evaluate`.
 HELD_OUT_SEED = windows.HELD_OUT_SEED
@@ -34,7 +34,7 @@ CELL_DOC = (
 
 @keras.saving.register_keras_serializable(package="keras_auxloss")
 @documented("cell", CELL_DOC)
-class AuxLossRNN(Streams, keras.layers.Layer):
+class AuxLossRNN(keras.layers.Layer):
     """A recurrent network with truncated backpropagation and an
     unsupervised auxiliary loss, for any Keras RNN cell.
 
@@ -193,29 +193,13 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         self.cell = cell
         self.decoder_cells = []
         if self.aux_loss is not None:
-            self.decoder_cells = self._make_decoder_cells()
+            self.decoder_cells = decoder_cells(
+                self.cell, self.aux_loss, self.aux_units, self.aux_layers, self.dtype_policy
+            )
             self.head_hidden = keras.layers.Dense(
                 self.aux_hidden, activation="relu", dtype=self.dtype_policy, name="head_hidden"
             )
             self.aux_loss_tracker = loss_tracker(metric_name(self))
-
-    def _make_decoder_cells(self):
-        cells = [
-            keras.layers.LSTMCell(self.aux_units, dtype=self.dtype_policy, name=f"decoder_cell_{i}")
-            for i in range(self.aux_layers)
-        ]
-        if self.aux_loss == "reconstruct":
-            # The bottom layer starts from the main cell's full state: a cell
-            # of its kind and size, without the regularizers, constraints and
-            # dropout set for the main network (as in the paper, only the
-            # decoder's head drops).
-            config = {
-                key: None if key.endswith(("_regularizer", "_constraint")) else value
-                for key, value in self.cell.get_config().items()
-            }
-            config.update({k: 0.0 for k in ("dropout", "recurrent_dropout") if k in config})
-            cells[0] = type(self.cell).from_config({**config, "name": "decoder_cell_0"})
-        return cells
 
     @property
     def units(self):
@@ -253,30 +237,15 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         )
         if self.stateful:
             self._create_state_variables(input_shape[0])
-        if self.aux_loss is not None:
-            self._build_decoder(input_dim)
+        self.decoder = None if self.aux_loss is None else self._build_decoder(input_dim)
 
     def _input_dim(self, input_shape):
-        """What the main cell reads at each step: the embedding's size for
-        token ids `(batch, time)`, the features' for floats."""
-        name = type(self).__name__
-        if self.vocab_size is not None:
-            if len(input_shape) != 2:
-                raise ValueError(
-                    f"{name} with vocab_size={self.vocab_size} expects token "
-                    f"ids of shape (batch, time), got inputs of shape {input_shape}. "
-                    "For float inputs of shape (batch, time, features), set "
-                    "vocab_size=None."
-                )
-            return self.embedding_dim
-        if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(
-                f"{name} with vocab_size=None expects float inputs of "
-                "shape (batch, time, features) with known features, got "
-                f"inputs of shape {input_shape}. For token ids of shape "
-                "(batch, time), set `vocab_size`."
-            )
-        return input_shape[-1]
+        return feature_size(
+            input_shape,
+            vocab_size=self.vocab_size,
+            embedding_dim=self.embedding_dim,
+            owner=type(self).__name__,
+        )
 
     def _build_decoder(self, input_dim):
         decoder_input_dim = input_dim if self.aux_loss == "reconstruct" else self.units
@@ -287,9 +256,17 @@ class AuxLossRNN(Streams, keras.layers.Layer):
             self.vocab_size or input_dim, dtype=self.dtype_policy, name="head_output"
         )
         self.head_output.build((None, self.aux_hidden))
-        runners = [runner_for(cell, self.compute_dtype) for cell in self.decoder_cells]
-        self.decoder = AuxiliaryDecoder(
-            runners, self.head_hidden, self.head_output, self.seed_generator
+        return AuxiliaryDecoder(
+            self.aux_loss,
+            [runner_for(cell, self.compute_dtype) for cell in self.decoder_cells],
+            self.head_hidden,
+            self.head_output,
+            aux_length=self.aux_length,
+            num_anchors=self.num_anchors,
+            vocab_size=self.vocab_size,
+            scheduled_sampling=self.scheduled_sampling,
+            sampled_softmax=self.aux_sampled_softmax,
+            seed_generator=self.seed_generator,
         )
 
     def call(self, inputs, training=False, mask=None, initial_state=None):
@@ -299,16 +276,19 @@ class AuxLossRNN(Streams, keras.layers.Layer):
             # step, window and output is in the order read, as in Keras.
             inputs = ops.flip(inputs, axis=1)
             mask = None if mask is None else ops.flip(mask, axis=1)
-        initial = self._initial_state(inputs, initial_state)
+        initial = streams.initial_state(
+            inputs, initial_state, self.states, sizes=state_sizes(self.cell),
+            dtype=self.cell.compute_dtype, owner=type(self).__name__, name=self.name,
+        )  # fmt: skip
         model, step = running_step()
         # The auxiliary loss is measured in training, and on held-out data
         # in `evaluate`; `predict` and exported models run the main network alone.
         if not training and (self.aux_loss is None or step != "test_step"):
-            output, state, sequences, _ = self.main_network.run_whole(
+            run = self.main_network.run_whole(
                 _time_major(inputs), initial, mask=_time_major(mask),
                 return_sequences=self.return_sequences,
             )  # fmt: skip
-            return self._outputs(output, state, sequences)
+            return self._outputs(run.output, run.state, run.sequences)
         length = ops.shape(inputs)[1]
         # Read before a short batch is padded: its own last step, not the padding's.
         last_step_valid = None if mask is None else mask[:, -1]
@@ -326,9 +306,9 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         )  # fmt: skip
         # 3. The auxiliary loss at the anchors, added to the model's loss.
         if self.aux_loss is not None:
-            loss, tokens = auxiliary.auxiliary_loss(
-                self, sequence, steps_mask, located, run.window_start_states, training,
-                dropout,
+            loss, tokens = self.decoder.loss(
+                self.main_network, sequence, steps_mask, located, run.window_start_states,
+                training=training, dropout=self.aux_dropout, cell_dropout=dropout,
             )  # fmt: skip
             self.add_loss(self.aux_weight * loss)
             self.aux_loss_tracker.name = metric_name(self, model)
@@ -385,6 +365,36 @@ class AuxLossRNN(Streams, keras.layers.Layer):
             return [output, *(ops.cast(s, self.compute_dtype) for s in state)]
         return output
 
+    # The carried state of a stateful layer, held as `keras.layers.RNN`
+    # holds its own (`streams.py`).
+
+    @tracking.no_automatic_dependency_tracking
+    def _create_state_variables(self, batch):
+        self.states = streams.state_variables(batch, state_sizes(self.cell), type(self).__name__)
+
+    @property
+    def variables(self):
+        return super().variables + list(self.states or [])
+
+    def reset_state(self, states=None):
+        """Zeroes the carried state of a stateful layer, or sets it to
+        `states` (one array per state tensor), as `keras.layers.LSTM` does."""
+        streams.reset(self.states, states, stateful=self.stateful, owner=type(self).__name__)
+
+    def reset_states(self, states=None):
+        """`reset_state`, under the name of Keras's older API."""
+        self.reset_state(states)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        streams.save(store, self.states)
+
+    def load_own_variables(self, store):
+        own, saved = streams.split_store(store, self.states)
+        super().load_own_variables(own)
+        for variable, value in zip(self.states or [], saved):
+            variable.assign(value)
+
     def compute_mask(self, inputs, mask=None):
         """The output's mask, with `return_sequences`: the input mask and,
         with `mask_zero`, the non-zero token ids."""
@@ -411,23 +421,6 @@ class AuxLossRNN(Streams, keras.layers.Layer):
         config = dict(config)
         config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
         return cls(**config)
-
-
-# Offsets from a layer's `seed` to the seeds of its other random streams:
-# far apart, so that neighbouring layers seeded 1, 2, 3, ... share none.
-BACKWARD_SEED_OFFSET = 1_000_003
-CELL_SEED_OFFSET = 2_000_003
-
-
-def draws_seed(seed, go_backwards):
-    """The seed of a layer's random draws (anchors, the head's dropout,
-    scheduled sampling): `seed`, or `seed + BACKWARD_SEED_OFFSET` for a
-    layer that reads backward, so that the backward copy
-    `keras.layers.Bidirectional` makes from the forward layer's
-    configuration draws anchors of its own."""
-    if seed is None or not go_backwards:
-        return seed
-    return seed + BACKWARD_SEED_OFFSET
 
 
 def _time_major(tensor):

@@ -12,6 +12,10 @@ zero; a two-layer feed-forward head (ReLU, dropout) maps the top layer's
 outputs to logits over the vocabulary (cross entropy) or to the input
 features (mean squared error). The loss is the mean over the predicted
 tokens of every anchor.
+
+`AuxiliaryDecoder` holds all of it: the layer makes the decoder's cells
+(`decoder_cells`) and head (and saves their weights) and calls `AuxiliaryDecoder.loss` with
+its main network.
 """
 
 import functools
@@ -19,17 +23,123 @@ import functools
 import keras
 from keras import ops
 
-from keras_auxloss import recurrence, windows
+from keras_auxloss import windows
+from keras_auxloss.backends import current
 from keras_auxloss.sampled_softmax import sampled_cross_entropy
 
 
-class AuxiliaryDecoder:
-    """The decoder's cell runners and head, owned (and saved) by the layer."""
+def decoder_cells(main_cell, aux_loss, aux_units, aux_layers, dtype):
+    """The decoder's `aux_layers` cells: LSTM cells of `aux_units`, the
+    bottom one for reconstruction a cell of `main_cell`'s kind and size."""
+    cells = [
+        keras.layers.LSTMCell(aux_units, dtype=dtype, name=f"decoder_cell_{i}")
+        for i in range(aux_layers)
+    ]
+    if aux_loss == "reconstruct":
+        # The bottom layer starts from the main cell's full state: a cell
+        # of its kind and size, without the regularizers, constraints and
+        # dropout set for the main network (as in the paper, only the
+        # decoder's head drops).
+        config = {
+            key: None if key.endswith(("_regularizer", "_constraint")) else value
+            for key, value in main_cell.get_config().items()
+        }
+        config.update({k: 0.0 for k in ("dropout", "recurrent_dropout") if k in config})
+        cells[0] = type(main_cell).from_config({**config, "name": "decoder_cell_0"})
+    return cells
 
-    def __init__(self, runners, head_hidden, head_output, seed_generator):
-        self.runners = runners
+
+class AuxiliaryDecoder:
+    """The auxiliary decoder and its loss.
+
+    Args:
+        kind: `"reconstruct"` or `"predict"` (the layer's `aux_loss`).
+        runners: the runners of the decoder's cells, bottom first
+            (`cells.runner_for`).
+        head_hidden, head_output: the head's built `Dense` layers.
+        aux_length, num_anchors: the anchors' windows, as the layer's.
+        vocab_size: the vocabulary of token targets, `None` for features.
+        scheduled_sampling: the probability of feeding a reconstruction
+            decoder its own sampled tokens in training (token inputs).
+        sampled_softmax: the negatives of a sampled softmax, or `None`.
+        seed_generator: the layer's random stream (the head's dropout,
+            scheduled sampling, the sampled softmax's negatives).
+    """
+
+    def __init__(
+        self, kind, runners, head_hidden, head_output, *, aux_length, num_anchors, vocab_size,
+        scheduled_sampling, sampled_softmax, seed_generator,
+    ):  # fmt: skip
+        self.kind, self.runners = kind, runners
         self.head_hidden, self.head_output = head_hidden, head_output
+        self.aux_length, self.num_anchors, self.vocab_size = aux_length, num_anchors, vocab_size
+        self.scheduled_sampling, self.sampled_softmax = scheduled_sampling, sampled_softmax
         self.seed_generator = seed_generator
+
+    def loss(self, main, sequence, mask, located, start_states, *, training, dropout, cell_dropout):
+        """`(loss, tokens)`: the mean per-token auxiliary loss over every
+        anchor's window of a time-major `sequence`, and the number of tokens
+        predicted. Windows of sequences too short for one (`located.fits`
+        false) and masked targets count for nothing. The `main` network
+        (`cells.MainNetwork`) reads each window from its `start_states`
+        with its example's `cell_dropout` masks (or `None`); the head drops
+        at the rate `dropout` (the layer's `aux_dropout`) in `training`."""
+        span = windows.window_span(self.kind, self.aux_length)
+        data = windows.gather_windows(sequence, located.window_starts, span)
+        window_mask = None
+        if mask is not None:
+            window_mask = windows.gather_windows(mask, located.window_starts, span)
+        # Examples and their anchors share one batch axis: (batch * anchors).
+        state = tuple(ops.reshape(s, (-1, s.shape[-1])) for s in start_states)
+        weights = ops.repeat(ops.cast(located.fits, "float32"), self.num_anchors)[None, :]
+        if window_mask is not None:
+            weights = weights * ops.cast(window_mask[1:], "float32")
+        if cell_dropout is not None:
+            cell_dropout = cell_dropout.per_anchor(self.num_anchors)
+        loss = self.reconstruction_loss if self.kind == "reconstruct" else self.prediction_loss
+        return loss(
+            main, data, window_mask, state, weights,
+            training=training, dropout=dropout, cell_dropout=cell_dropout,
+        )  # fmt: skip
+
+    def reconstruction_loss(
+        self, main, data, window_mask, state, weights, *, training, dropout, cell_dropout=None
+    ):
+        """The r-LSTM's loss on windows `data` `(aux_length, windows, ...)`
+        (`window_mask` their valid steps or `None`, `weights` where a target
+        counts): the main network reads each window from its start `state`;
+        from its state at the anchor, the window's last step, the decoder
+        is fed the window's tokens and predicts each next one."""
+        inputs, state, _ = _run_main_network(main, data, window_mask, state, False, cell_dropout)
+        data = ops.stop_gradient(data)  # Targets and fed tokens are data, not paths for gradient.
+        if inputs is None:
+            inputs = data
+        states = self.zero_states(ops.shape(data)[1])
+        states[0] = state
+        if self.scheduled_sampling and training:
+            embeddings = main.embedding_table()
+            logits = self.decode_with_sampling(
+                data[:-1],
+                states,
+                embed=lambda ids: ops.take(embeddings, ids, axis=0),
+                dropout=dropout,
+            )
+            return mean_token_loss(self._per_token_loss(logits, data[1:]), weights)
+        hidden = self.decode(inputs[:-1], states, dropout=dropout, training=training)
+        return mean_token_loss(self._head_loss(hidden, data[1:], training), weights)
+
+    def prediction_loss(
+        self, main, data, window_mask, state, weights, *, training, dropout, cell_dropout=None
+    ):
+        """The p-LSTM's loss on windows `data` `(aux_length + 1, windows,
+        ...)`: the main network reads each window's first `aux_length` steps
+        from its start `state`, the anchor being the first; the decoder
+        reads its outputs and predicts each next token."""
+        _, _, outputs = _run_main_network(main, data[:-1], window_mask, state, True, cell_dropout)
+        states = self.zero_states(ops.shape(data)[1])
+        hidden = self.decode(outputs, states, dropout=dropout, training=training)
+        targets = ops.stop_gradient(data[1:])
+        return mean_token_loss(self._head_loss(hidden, targets, training), weights)
 
     def zero_states(self, batch):
         return [runner.zero_state(batch) for runner in self.runners]
@@ -40,7 +150,7 @@ class AuxiliaryDecoder:
         `(time, batch, aux_hidden)`, with `dropout` in training only."""
         outputs = inputs
         for runner, state in zip(self.runners, states):
-            _, _, outputs, _ = runner.run(runner.project(outputs), state, return_sequences=True)
+            outputs = runner.run(runner.project(outputs), state, return_sequences=True).sequences
         return self.hidden(outputs, dropout=dropout if training else 0.0)
 
     def hidden(self, outputs, *, dropout=0.0, dropout_mask=None):
@@ -52,18 +162,19 @@ class AuxiliaryDecoder:
             return keras.random.dropout(hidden, dropout, seed=self.seed_generator)
         return hidden
 
-    def decode_with_sampling(self, ids, states, *, embed, vocab_size, probability, dropout):
+    def decode_with_sampling(self, ids, states, *, embed, dropout):
         """Decodes token ids step by step, feeding back sampled predictions.
 
-        At each step after the first, with `probability`, the bottom layer
-        is fed the token it sampled at the previous step (embedded by
-        `embed`) instead of the true one. All randomness is drawn before the
-        loop. Returns the logits `(time, batch, vocab_size)`.
+        At each step after the first, with probability
+        `scheduled_sampling`, the bottom layer is fed the token it sampled
+        at the previous step (embedded by `embed`) instead of the true one.
+        All randomness is drawn before the loop. Returns the logits
+        `(time, batch, vocab_size)`.
         """
         steps, batch = ops.shape(ids)[0], ops.shape(ids)[1]
-        seed = self.seed_generator
+        seed, vocab_size = self.seed_generator, self.vocab_size
         feed_sample = ops.logical_and(
-            keras.random.uniform((steps, batch), seed=seed) < probability,
+            keras.random.uniform((steps, batch), seed=seed) < self.scheduled_sampling,
             ops.arange(steps)[:, None] > 0,
         )
         # Gumbel noise: argmax(logits + noise) samples from softmax(logits).
@@ -89,87 +200,47 @@ class AuxiliaryDecoder:
             return ops.cast(sampled, true_ids.dtype), new_states, logits
 
         initial_logits = ops.zeros((batch, vocab_size), self.head_output.compute_dtype)
-        _, _, logits = recurrence.scan(
+        _, _, logits = current.scan(
             step, (ids[0], states, initial_logits), (ids, feed_sample, noise, dropout_mask)
         )
         return logits
 
-
-def auxiliary_loss(layer, sequence, mask, located, start_states, training, dropout=None):
-    """`(loss, tokens)`: the mean per-token auxiliary loss over every
-    anchor's window of a time-major `sequence`, and the number of tokens
-    predicted. Windows of sequences too short for one (`located.fits`
-    false) and masked targets count for nothing. The main network reads
-    each window with its example's cell `dropout` masks (or `None`)."""
-    span = windows.window_span(layer.aux_loss, layer.aux_length)
-    data = windows.gather_windows(sequence, located.window_starts, span)
-    window_mask = None
-    if mask is not None:
-        window_mask = windows.gather_windows(mask, located.window_starts, span)
-    # Examples and their anchors share one batch axis: (batch * anchors).
-    state = tuple(ops.reshape(s, (-1, s.shape[-1])) for s in start_states)
-    weights = ops.repeat(ops.cast(located.fits, "float32"), layer.num_anchors)[None, :]
-    if window_mask is not None:
-        weights = weights * ops.cast(window_mask[1:], "float32")
-    if dropout is not None:
-        dropout = dropout.per_anchor(layer.num_anchors)
-    loss = reconstruction_loss if layer.aux_loss == "reconstruct" else prediction_loss
-    return loss(layer, data, window_mask, state, weights, training, dropout)
-
-
-def reconstruction_loss(layer, data, window_mask, state, weights, training, dropout=None):
-    """The r-LSTM's loss on windows `data` `(aux_length, windows, ...)`: the
-    main network reads each window from its start `state`; from its state
-    at the anchor, the window's last step, the decoder is fed the window's
-    tokens and predicts each next one."""
-    inputs, state, _ = _run_main_network(layer, data, window_mask, state, False, dropout)
-    data = ops.stop_gradient(data)  # Targets and fed tokens are data, not paths for gradient.
-    if inputs is None:
-        inputs = data
-    states = layer.decoder.zero_states(ops.shape(data)[1])
-    states[0] = state
-    if layer.scheduled_sampling and training:
-        embeddings = ops.cast(layer.embedding.embeddings, layer.compute_dtype)
-        logits = layer.decoder.decode_with_sampling(
-            data[:-1],
-            states,
-            embed=lambda ids: ops.take(embeddings, ids, axis=0),
-            vocab_size=layer.vocab_size,
-            probability=layer.scheduled_sampling,
-            dropout=layer.aux_dropout,
+    def _head_loss(self, hidden, targets, training):
+        """Per-token loss `(time, windows)` of the head's output layer on its
+        `hidden` features: over a sample of the vocabulary with
+        `sampled_softmax` (negatives drawn with the layer's seed in
+        training, a fixed one on held-out data), else over its whole output."""
+        if self.sampled_softmax is None:
+            return self._per_token_loss(self.head_output(hidden), targets)
+        output = self.head_output
+        seed = self.seed_generator if training else windows.HELD_OUT_SEED
+        return sampled_cross_entropy(
+            hidden, output.kernel, output.bias, targets, self.sampled_softmax, seed
         )
-        return mean_token_loss(_per_token_loss(layer, logits, data[1:]), weights)
-    hidden = layer.decoder.decode(inputs[:-1], states, dropout=layer.aux_dropout, training=training)
-    return mean_token_loss(_head_loss(layer, hidden, data[1:], training), weights)
+
+    def _per_token_loss(self, predictions, targets):
+        """Cross entropy on logits for token targets, mean squared error over
+        the features for float targets; in float32."""
+        predictions = ops.cast(predictions, "float32")
+        if self.vocab_size is None:
+            return ops.mean(ops.square(predictions - ops.cast(targets, "float32")), axis=-1)
+        return keras.losses.sparse_categorical_crossentropy(targets, predictions, from_logits=True)
 
 
-def prediction_loss(layer, data, window_mask, state, weights, training, dropout=None):
-    """The p-LSTM's loss on windows `data` `(aux_length + 1, windows, ...)`:
-    the main network reads each window's first `aux_length` steps from its
-    start `state`, the anchor being the first; the decoder reads its
-    outputs and predicts each next token."""
-    _, _, outputs = _run_main_network(layer, data[:-1], window_mask, state, True, dropout)
-    states = layer.decoder.zero_states(ops.shape(data)[1])
-    hidden = layer.decoder.decode(outputs, states, dropout=layer.aux_dropout, training=training)
-    targets = ops.stop_gradient(data[1:])
-    return mean_token_loss(_head_loss(layer, hidden, targets, training), weights)
-
-
-def _run_main_network(layer, data, window_mask, state, return_sequences, dropout):
-    """`(embedded, state, outputs)`: the main network over windows `data`
+def _run_main_network(main, data, window_mask, state, return_sequences, dropout):
+    """`(embedded, state, outputs)`: the `main` network over windows `data`
     from their start `state`, with its `dropout` masks. A token window is
     embedded once, and `embedded` returned for the reconstruction decoder
     to read too (`None` for float inputs): the decoder reads the tokens
     undropped."""
-    main = layer.main_network
     embedded = None
-    if layer.vocab_size is None:
+    if main.embedding is None:
         inputs, input_fn = data, functools.partial(main.runner.project, dropout=dropout)
     else:
         embedded = main.embed(data)
         inputs, input_fn = main.runner.project(embedded, dropout), None
     mask = None if window_mask is None else window_mask[: ops.shape(data)[0]]
-    _, state, outputs, _ = main.run(
+    run = main.run(
         inputs,
         state,
         input_fn=input_fn,
@@ -177,30 +248,7 @@ def _run_main_network(layer, data, window_mask, state, return_sequences, dropout
         return_sequences=return_sequences,
         dropout=dropout,
     )
-    return embedded, state, outputs
-
-
-def _head_loss(layer, hidden, targets, training):
-    """Per-token loss `(time, windows)` of the head's output layer on its
-    `hidden` features: over a sample of the vocabulary with
-    `aux_sampled_softmax` (negatives drawn with the layer's seed in
-    training, a fixed one on held-out data), else over its whole output."""
-    if layer.aux_sampled_softmax is None:
-        return _per_token_loss(layer, layer.head_output(hidden), targets)
-    output = layer.head_output
-    seed = layer.seed_generator if training else windows.HELD_OUT_SEED
-    return sampled_cross_entropy(
-        hidden, output.kernel, output.bias, targets, layer.aux_sampled_softmax, seed
-    )
-
-
-def _per_token_loss(layer, predictions, targets):
-    """Cross entropy on logits for token targets, mean squared error over
-    the features for float targets; in float32."""
-    predictions = ops.cast(predictions, "float32")
-    if layer.vocab_size is None:
-        return ops.mean(ops.square(predictions - ops.cast(targets, "float32")), axis=-1)
-    return keras.losses.sparse_categorical_crossentropy(targets, predictions, from_logits=True)
+    return embedded, run.state, run.sequences
 
 
 def mean_token_loss(per_token, weights):

@@ -1,16 +1,33 @@
-"""How a recurrent cell is stepped through a sequence.
+"""The recurrent cells as the layer runs them: how a cell is stepped and
+run over time (its runner), and the main network (the main cell's runner
+with the embedding, and the two ways it reads its inputs).
 
 `CellRunner` steps any Keras RNN cell through its `call(inputs, states)`, as
 `keras.layers.RNN` does, in the cell's own compute dtype. Keras's own
 `LSTMCell` gets a fast path, `LSTMRunner`: its input projection `x @ W + b`
 is taken out of the loop (and, for token inputs, into a table of every
-token's gates), and its step is written out in `recurrence.lstm_step`. A
-runner's state is a flat tuple of `(batch, size)` tensors; `run` is the one
-place where a recurrent run is put together. It hands `recurrence.run` the
-cell too: on PyTorch, Keras's LSTM and GRU cells run through PyTorch's
-fused kernels, which project their inputs themselves, so there the
-projection (`recurrence.project`) is deferred and there is no token table
-(`backends/torch.py`).
+token's gates), and its step is written out in `current.lstm_step`. A
+runner's state is a flat tuple of `(batch, size)` tensors; `CellRunner.run`
+is the one place where a recurrent run is put together, and it calls the
+loop of the backend Keras runs (`backends/`: `current.run`, which returns a
+`RunResult`). It hands the loop the cell too: on PyTorch, Keras's LSTM and
+GRU cells run through PyTorch's fused kernels, which project their inputs
+themselves, so there the projection (`current.project`) is deferred and
+there is no token table (`backends/torch_fused.py`).
+
+`MainNetwork` reads its inputs in two ways:
+
+- A differentiable run over a window reads token ids through the layer's
+  `keras.layers.Embedding`, one lookup per window (`window_inputs`), so the
+  embedding's gradient is a `tf.IndexedSlices` with one slice per token
+  read, as in a model built from `Embedding` and Keras's recurrent layers
+  (Keras's optimizers update such a gradient differently from a dense one:
+  Adam squares it slice by slice).
+- A pass over a whole sequence (inference, and the capture pass outside the
+  gradient) embeds one step at a time (`step_inputs`), so no
+  `(time, batch, embedding)` tensor is built for a long sequence; where the
+  vocabulary is no larger than the batch's tokens, it looks each step's
+  gates up in a table of every token's (`LSTMRunner.token_table`).
 """
 
 import functools
@@ -19,7 +36,7 @@ import keras
 from keras import ops
 
 from keras_auxloss import dropout as cell_dropout
-from keras_auxloss import recurrence
+from keras_auxloss.backends import current
 
 
 def state_sizes(cell):
@@ -78,8 +95,9 @@ class CellRunner:
         return output, tuple(keras.tree.flatten(new))
 
     def run(self, inputs, state, *, input_fn=None, initial_output=None, dropout=None, **options):
-        """Runs the cell over time-major `inputs` from `state`; see
-        `recurrence.run` for `options` and what it returns. Each step reads
+        """Runs the cell over time-major `inputs` from `state` on the
+        backend's loop, `current.run`, and returns its `RunResult`; see
+        `run` in `backends/tensorflow.py` for `options`. Each step reads
         `input_fn(inputs[t])` (`inputs[t]` if `None`); the output before the
         first step is `initial_output`, zeros if `None` (what a masked first
         step outputs). With `dropout` (a `DropoutMasks` for these rows) the
@@ -88,7 +106,7 @@ class CellRunner:
         if initial_output is None:
             initial_output = ops.zeros((ops.shape(state[0])[0], self.output_size), self.dtype)
         with cell_dropout.applied(self.cell, dropout) as dropping:
-            return recurrence.run(
+            return current.run(
                 functools.partial(self.step, training=True) if dropping else self.step,
                 inputs,
                 tuple(state),
@@ -109,21 +127,21 @@ class LSTMRunner(CellRunner):
     def project(self, inputs, dropout=None):
         if dropout is not None and dropout.inputs is not None:
             inputs = inputs * ops.cast(dropout.inputs, inputs.dtype)
-        return recurrence.project(self.gates, inputs)
+        return current.project(self.gates, inputs)
 
     def run(self, inputs, state, *, dropout=None, **options):
         # Its inputs were dropped in `project`; nothing else drops.
         return super().run(inputs, state, **options)
 
     def token_table(self, embeddings):
-        return recurrence.token_table(self.gates, embeddings)
+        return current.token_table(self.gates, embeddings)
 
     def gates(self, inputs):
         """The input's gate pre-activations `x @ W + b`."""
         return ops.matmul(ops.cast(inputs, self.dtype), self.cell.kernel) + self.cell.bias
 
     def step(self, gates, state):
-        return recurrence.lstm_step(gates, state, self.cell.recurrent_kernel)
+        return current.lstm_step(gates, state, self.cell.recurrent_kernel)
 
 
 def runner_for(cell, compute_dtype):
@@ -143,3 +161,71 @@ def runner_for(cell, compute_dtype):
     ):
         return LSTMRunner(cell)
     return CellRunner(cell)
+
+
+class MainNetwork:
+    """The layer's main network: the runner of its cell and its embedding
+    (`None` for float inputs), whose weights the layer owns and saves, in
+    the layer's `compute_dtype`; masked steps output zeros with
+    `zero_output_for_mask`, as in Keras's `RNN`."""
+
+    def __init__(self, runner, embedding, compute_dtype, zero_output_for_mask):
+        self.runner, self.embedding, self.compute_dtype = runner, embedding, compute_dtype
+        self.zero_output_for_mask = zero_output_for_mask
+
+    def embed(self, ids):
+        """Token ids' embeddings, read as `keras.layers.Embedding` reads them."""
+        return self.embedding(ids)
+
+    def embedding_table(self):
+        """The embeddings of every token, in the compute dtype, read whole."""
+        return ops.cast(self.embedding.embeddings, self.compute_dtype)
+
+    def window_inputs(self, window, dropout=None):
+        """`(inputs, input_fn)` for a differentiable run over a time-major
+        `window`: token windows are embedded and projected before the loop;
+        float inputs are projected step by step, as in `step_inputs`, so
+        that a window gives bit for bit the values of the whole pass.
+        `dropout`: the cell's `DropoutMasks` for the window's rows, or `None`."""
+        if self.embedding is not None:
+            return self.runner.project(self.embed(window), dropout), None
+        return window, functools.partial(self.runner.project, dropout=dropout)
+
+    def step_inputs(self, length, batch, dropout=None):
+        """A function from one step's input to what the cell's step reads,
+        for a pass over a batch of `batch` sequences of `length` steps
+        (either `None` if unknown). The table of every token's gates costs
+        as many projections as there are tokens, the step by step path one
+        per step and sequence: the table is used where it costs no more
+        (and where no input dropout makes each sequence's gates its own)."""
+        project = functools.partial(self.runner.project, dropout=dropout)
+        if self.embedding is None:
+            return project
+        embeddings = self.embedding_table()
+        dropped = dropout is not None and dropout.inputs is not None
+        if not dropped and length is not None and self.embedding.input_dim <= length * (batch or 1):
+            table = self.runner.token_table(embeddings)
+            if table is not None:
+                return lambda ids: ops.take(table, ids, axis=0)
+        return lambda ids: project(ops.take(embeddings, ids, axis=0))
+
+    def run(self, inputs, state, **options):
+        """The cell over time-major `inputs` from `state`, as a `RunResult`;
+        `options` as for `CellRunner.run`."""
+        options.setdefault("zero_output_for_mask", self.zero_output_for_mask)
+        return self.runner.run(inputs, state, **options)
+
+    def run_whole(self, sequence, state, dropout=None, **options):
+        """The cell over a whole time-major `sequence` from `state`, read
+        step by step (`step_inputs`)."""
+        input_fn = self.step_inputs(sequence.shape[0], sequence.shape[1], dropout)
+        return self.run(sequence, state, input_fn=input_fn, dropout=dropout, **options)
+
+    def frozen(self):
+        """A scope in which the main network's weights (cell, embedding)
+        are cut from the gradient."""
+        layers = [self.runner.cell] + ([self.embedding] if self.embedding is not None else [])
+        weights = [w for layer in layers for w in layer.weights]
+        return keras.StatelessScope(
+            state_mapping=[(w, ops.stop_gradient(w.value)) for w in weights]
+        )

@@ -2,7 +2,8 @@
 `keras.layers.Embedding` and `keras.layers.RNN` take them (ragged and
 sparse tensors are refused), the mask checked to fit the inputs, and the
 inputs checked at run time when `validate_inputs` asks
-(`keras_auxloss.backends`)."""
+(`keras_auxloss.backends`); and what the main cell reads of them at each
+step (`feature_size`)."""
 
 import keras
 from keras import ops
@@ -33,6 +34,30 @@ def standardize_inputs(inputs, *, vocab_size, dtype, validate, owner):
     if validate:
         inputs = current.assert_token_ids(inputs, vocab_size, owner)
     return ops.where(inputs < 0, inputs + vocab_size, inputs)
+
+
+def feature_size(input_shape, *, vocab_size, embedding_dim, owner):
+    """What the main cell reads at each step: `embedding_dim` for token ids
+    `(batch, time)` (with `vocab_size`), the features' number for floats
+    `(batch, time, features)`; a `ValueError` naming `owner` for any other
+    shape."""
+    if vocab_size is not None:
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"{owner} with vocab_size={vocab_size} expects token "
+                f"ids of shape (batch, time), got inputs of shape {input_shape}. "
+                "For float inputs of shape (batch, time, features), set "
+                "vocab_size=None."
+            )
+        return embedding_dim
+    if len(input_shape) != 3 or input_shape[-1] is None:
+        raise ValueError(
+            f"{owner} with vocab_size=None expects float inputs of "
+            "shape (batch, time, features) with known features, got "
+            f"inputs of shape {input_shape}. For token ids of shape "
+            "(batch, time), set `vocab_size`."
+        )
+    return input_shape[-1]
 
 
 def standardize_mask(mask, inputs, *, mask_zero, owner):

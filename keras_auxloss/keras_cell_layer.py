@@ -2,17 +2,17 @@
 the cell's arguments as `keras.layers.LSTM` and `GRU` take them."""
 
 import inspect
-import numbers
 
 from keras_auxloss import arguments
-from keras_auxloss.aux_loss_rnn import CELL_SEED_OFFSET, AuxLossRNN
+from keras_auxloss.aux_loss_rnn import AuxLossRNN
+from keras_auxloss.seeds import cell_seed
 
 
 class KerasCellLayer(AuxLossRNN):
     """`AuxLossRNN(cell_class(units, **cell_arguments), ...)`: the keyword
     arguments that `cell_class` takes (`kernel_initializer`, `use_bias`,
     `implementation`, `dropout`, ...) go to the cell, whose `seed` (of its
-    dropout) is the layer's `seed` plus `CELL_SEED_OFFSET`, a stream apart
+    dropout) is the layer's `seed` plus `seeds.CELL_SEED_OFFSET`, a stream apart
     from the layer's own draws. Its configuration holds `units` and those
     arguments instead of the cell. A subclass's `__init__` makes its cell
     with `make_cell`, then passes it to `AuxLossRNN.__init__` and keeps the
@@ -40,7 +40,7 @@ class KerasCellLayer(AuxLossRNN):
         cell = cls.cell_class(
             units,
             **cell_arguments,
-            seed=_cell_seed(seed, cell_arguments),
+            seed=cell_seed(seed, cell_arguments),
             dtype=kwargs.get("dtype"),
             name="cell",
         )
@@ -59,15 +59,3 @@ class KerasCellLayer(AuxLossRNN):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _cell_seed(seed, cell_arguments):
-    """The seed of the cell's dropout: the layer's `seed` plus
-    `CELL_SEED_OFFSET` where the cell drops anything, else `None`, as
-    before dropout was taken (an unseeded cell draws its default seed from
-    Python's generator, which the weights' initial values then follow:
-    seeding it would change them)."""
-    drops = any(cell_arguments.get(name) for name in ("dropout", "recurrent_dropout"))
-    if not drops or not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
-        return None  # A bad seed is refused with the layer's own arguments.
-    return seed + CELL_SEED_OFFSET

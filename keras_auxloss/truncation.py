@@ -43,7 +43,7 @@ def truncated_run(main, sequence, mask, initial, located, *, bptt, return_sequen
     capture_after = ops.concatenate(captures, axis=1) if captures else None
     if bptt is None:
         inputs, input_fn = main.window_inputs(sequence, dropout)
-        output, state, sequences, captured = main.run(
+        run = main.run(
             inputs,
             initial,
             input_fn=input_fn,
@@ -53,32 +53,35 @@ def truncated_run(main, sequence, mask, initial, located, *, bptt, return_sequen
             return_sequences=return_sequences,
             zero_output_for_mask=_zero_output_for_mask(main, return_sequences),
         )
+        captured, sequences = run.captured, run.sequences
     else:
-        earlier, captured = _capture_pass(
+        capture = _capture_pass(
             main, sequence, mask, initial, capture_after, return_sequences, dropout
         )
-        output, state, sequences = _supervised_window(
+        captured = capture.captured
+        run = _supervised_window(
             main, sequence, mask, located.supervised_starts, captured, bptt, return_sequences,
             dropout,
         )  # fmt: skip
+        sequences = run.sequences
         if return_sequences:
             sequences = windows.place_window(
-                ops.stop_gradient(earlier), sequences, located.supervised_starts
+                ops.stop_gradient(capture.sequences), sequences, located.supervised_starts
             )
     start_states = None
     if located.window_starts is not None:
         anchors = ops.shape(located.window_starts)[1]
         start_states = tuple(ops.stop_gradient(s[:, -anchors:]) for s in captured[1:])
-    return TruncatedRun(output, state, sequences, start_states)
+    return TruncatedRun(run.output, run.state, sequences, start_states)
 
 
 def _capture_pass(main, sequence, mask, initial, capture_after, return_sequences, dropout):
-    """The pass outside the gradient: `(sequences, captured)`, every output
-    (with `return_sequences`) and the output and states after the steps of
-    `capture_after`. It stops where the last window starts unless every
-    output is wanted."""
+    """The pass outside the gradient, as a `RunResult`: its `sequences`,
+    every output (with `return_sequences`), and its `captured`, the output
+    and states after the steps of `capture_after`. It stops where the last
+    window starts unless every output is wanted."""
     with main.frozen():
-        _, _, sequences, captured = main.run_whole(
+        return main.run_whole(
             ops.stop_gradient(sequence),
             initial,
             dropout=dropout,
@@ -88,17 +91,16 @@ def _capture_pass(main, sequence, mask, initial, capture_after, return_sequences
             num_steps=None if return_sequences else ops.max(capture_after, initial=-1) + 1,
             return_sequences=return_sequences,
         )
-    return sequences, captured
 
 
 def _supervised_window(main, sequence, mask, starts, captured, bptt, return_sequences, dropout):
-    """`(output, state, sequences)` of the supervised window, run from the
-    output and state captured before it, cut from the gradient."""
+    """The supervised window's `RunResult`, run from the output and state
+    captured before it, cut from the gradient."""
     initial_output, *initial = (ops.stop_gradient(s[:, 0]) for s in captured)
     window = windows.gather_windows(sequence, starts[:, None], bptt)
     inputs, input_fn = main.window_inputs(window, dropout)
     window_mask = None if mask is None else windows.gather_windows(mask, starts[:, None], bptt)
-    output, state, sequences, _ = main.run(
+    return main.run(
         inputs,
         initial,
         input_fn=input_fn,
@@ -108,7 +110,6 @@ def _supervised_window(main, sequence, mask, starts, captured, bptt, return_sequ
         return_sequences=return_sequences,
         zero_output_for_mask=_zero_output_for_mask(main, return_sequences),
     )
-    return output, state, sequences
 
 
 def _zero_output_for_mask(main, return_sequences):

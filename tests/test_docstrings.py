@@ -14,12 +14,13 @@ import keras_auxloss
 
 pytestmark = pytest.mark.any_backend
 
-# `backends/torch.py` imports torch, which only `make test-torch` installs:
-# it is read on PyTorch alone.
+# `backends/torch.py` and `backends/torch_fused.py` import torch, which only
+# `make test-torch` installs: they are read on PyTorch alone.
+TORCH_MODULES = ("keras_auxloss.backends.torch", "keras_auxloss.backends.torch_fused")
 MODULES = sorted(
     name
     for _, name, _ in pkgutil.walk_packages(keras_auxloss.__path__, "keras_auxloss.")
-    if name != "keras_auxloss.backends.torch" or keras.backend.backend() == "torch"
+    if name not in TORCH_MODULES or keras.backend.backend() == "torch"
 )
 PUBLIC = {name: getattr(keras_auxloss, name) for name in keras_auxloss.__all__}
 # What the examples may use without importing it, besides each module's names.

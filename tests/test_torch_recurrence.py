@@ -21,8 +21,8 @@ from unittest import mock  # noqa: E402
 import torch  # noqa: E402
 from keras import ops  # noqa: E402
 
-from keras_auxloss import AuxLossGRU, AuxLossLSTM, AuxLossRNN, recurrence  # noqa: E402
-from keras_auxloss.backends import portable  # noqa: E402
+from keras_auxloss import AuxLossGRU, AuxLossLSTM, AuxLossRNN  # noqa: E402
+from keras_auxloss.backends import portable, torch_fused  # noqa: E402
 from keras_auxloss.backends import torch as torch_backend  # noqa: E402
 from keras_auxloss.cells import CellRunner, LSTMRunner, runner_for  # noqa: E402
 from keras_auxloss.testing import fix_window_starts  # noqa: E402
@@ -132,14 +132,14 @@ def run_with_gradients(run, runner, options, *, dtype="float32", cell=True, seed
 def fused_segments():
     """Records, for each segment the fused kernel was asked to run, whether
     it ran it."""
-    ran, segment = [], torch_backend._fused_segment
+    ran, segment = [], torch_fused._fused_segment
 
     def recorded(*args):
         result = segment(*args)
         ran.append(result is not None)
         return result
 
-    with mock.patch.object(torch_backend, "_fused_segment", recorded):
+    with mock.patch.object(torch_fused, "_fused_segment", recorded):
         yield ran
 
 
@@ -194,7 +194,7 @@ def test_the_fused_kernels_give_the_loops_values_and_gradients(name, options, ch
     changes, after each step where some example captures, and every
     `_CHUNK` steps read through `input_fn` (4 here, to cut the 13 steps)."""
     monkeypatch.setattr(torch_backend, "_CHUNK", chunk)
-    monkeypatch.setattr(torch_backend, "_MASK_CHANGES", 1)  # MASK changes at 4 of 13 steps.
+    monkeypatch.setattr(torch_fused, "_MASK_CHANGES", 1)  # MASK changes at 4 of 13 steps.
     runner = make_runner(name)
     with fused_segments() as fused:
         got = run_with_gradients(torch_backend.run, runner, options_for(options))
@@ -207,7 +207,7 @@ def test_the_fused_kernels_give_the_loops_values_and_gradients(name, options, ch
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_a_mask_that_changes_often_takes_the_loop(name):
     runner = make_runner(name)
-    assert 4 * torch_backend._MASK_CHANGES > LENGTH  # MASK changes at 4 of 13 steps.
+    assert 4 * torch_fused._MASK_CHANGES > LENGTH  # MASK changes at 4 of 13 steps.
     with fused_segments() as fused:
         run_with_gradients(torch_backend.run, runner, options_for("mask"))
     assert fused == []
@@ -309,7 +309,7 @@ def make_layer(kind, **kwargs):
 def generic_recurrence():
     """The generic recurrence in place of PyTorch's: `keras.ops.scan`."""
     return mock.patch.multiple(
-        recurrence,
+        torch_backend,  # The backend's module, `keras_auxloss.backends.current`.
         run=portable.run,
         scan=portable.scan,
         lstm_step=portable.lstm_step,

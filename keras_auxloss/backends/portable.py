@@ -11,6 +11,8 @@ activations.
 import keras
 from keras import ops
 
+from keras_auxloss.backends.run_result import RunResult
+
 
 def lstm_step(gates, state, recurrent_kernel):
     """One LSTM step from the input's gate pre-activations `x @ W + b`;
@@ -49,9 +51,8 @@ def run(
     zero_output_for_mask=False,
     cell=None,
 ):
-    """Runs one recurrent layer over time-major `inputs`; see
-    `keras_auxloss.recurrence` and `backends/tensorflow.py` for the
-    arguments and the returned `(output, state, sequences, captured)`."""
+    """Runs one recurrent layer over time-major `inputs`, as a
+    `RunResult`; see `backends/tensorflow.py` for the arguments."""
     del cell  # No fused kernels here.
     output, captured = initial_output, ()
     if capture_after is not None:
@@ -75,7 +76,7 @@ def run(
         output, state, captured = _run_while(
             advance, inputs, mask, num_steps, output, state, captured
         )
-        return output, state, None, (captured if capture_after is not None else None)
+        return RunResult(output, state, None, captured if capture_after is not None else None)
 
     def scan_step(carry, xs):
         t, x, keep = xs if mask is not None else (*xs, None)
@@ -88,7 +89,7 @@ def run(
     )
     # PyTorch's scan stacks placeholders where the step gives no output.
     sequences = sequences if return_sequences else None
-    return output, state, sequences, (captured if capture_after is not None else None)
+    return RunResult(output, state, sequences, captured if capture_after is not None else None)
 
 
 def _run_while(advance, inputs, mask, num_steps, output, state, captured):

@@ -23,6 +23,7 @@ from keras_auxloss.backends.portable import (  # noqa: F401 (one LSTM step for a
     project,
     token_table,
 )
+from keras_auxloss.backends.run_result import RunResult
 
 
 def run(
@@ -64,7 +65,7 @@ def run(
             for Keras's `LSTMCell` and `GRUCell`. Not read here.
 
     Returns:
-        `(output, state, sequences, captured)`: `sequences` is
+        A `RunResult(output, state, sequences, captured)`: `sequences` is
         `(num_steps, batch, output_size)` or `None`; `captured` is a tuple
         of `(batch, positions, size)` tensors, the output then each state
         tensor, or `None`.
@@ -114,7 +115,7 @@ def run(
         maximum_iterations=length,
     )
     sequences = outputs_ta.stack() if return_sequences else None
-    return output, state, sequences, (captured if capture_after is not None else None)
+    return RunResult(output, state, sequences, captured if capture_after is not None else None)
 
 
 def scan(step, carry, inputs):
