@@ -2,8 +2,8 @@ r"""The table and plot of `compare.py`'s results: every JSON under
 `--results`, grouped by model and length, as a Markdown table (accuracy
 mean ± standard deviation over seeds, seconds per epoch and peak memory,
 their medians: the process's peak and what `fit` added to it) and, with
-`--plot`, accuracy and the memory `fit` took against the
-length, one line per model:
+`--plot`, accuracy and peak memory (`--panels`) against the length, one
+line per model:
 
     python -m examples.compare_report --results=examples/results/compare/test \
         --plot=docs/compare.png
@@ -21,7 +21,9 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("results", None, "Folder of compare.py's JSON files (searched recursively).")
 flags.DEFINE_string("plot", None, "Where the plot goes (a PNG); no plot without it.")
-flags.DEFINE_list("panels", ["accuracy", "memory"], "The plot's panels: accuracy, memory, seconds.")
+flags.DEFINE_list(
+    "panels", ["accuracy", "memory"], "The plot's panels: accuracy, memory, growth, seconds."
+)
 flags.mark_flag_as_required("results")
 
 
@@ -88,7 +90,8 @@ def table(groups: dict) -> list[str]:
 # What a panel of the plot shows: (the summary's key, the axis's label).
 PANELS = {
     "accuracy": ("mean", "accuracy"),
-    "memory": ("growth", "memory taken by fit (GiB)"),
+    "memory": ("memory", "peak memory of the process (GiB)"),
+    "growth": ("growth", "memory fit added to the peak (GiB)"),
     "seconds": ("seconds", "seconds per epoch"),
 }
 
