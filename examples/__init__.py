@@ -7,7 +7,8 @@ Command lines:
   generated task, in minutes on a CPU;
 - `train`: one run of the paper's experiments (`--helpfull` lists its flags);
 - `stream`: one stream of a million steps trained in chunks;
-- `compare`: one run of the package's layers beside their peers on mnist5k.
+- `compare`: one run of the package's layers beside their peers on mnist5k;
+- `compare_report`: the table and plot of `compare`'s results.
 
 Modules:
 
