@@ -63,6 +63,7 @@ import time
 from absl import app, flags
 
 from benchmarks import flops
+from examples.machine import cpu_model, gpu_peak_gib
 from examples.resident_memory import peak_resident_gib, resident_gib
 
 # The repository's root: each configuration's worker process runs this
@@ -121,7 +122,10 @@ def run_worker(config, length):
 
     baseline = resident_gib()
     keras.utils.set_random_seed(0)
-    step = recurrent_product_loop() if config == LIMIT else training_step(config, length)
+    if config == LIMIT:
+        step, model = recurrent_product_loop(), None
+    else:
+        step, model = training_step(config, length)
     step()  # Traces and compiles.
     seconds = []
     for _ in range(FLAGS.repetitions):
@@ -129,15 +133,41 @@ def run_worker(config, length):
         step()
         seconds.append(time.perf_counter() - start)
     peak = peak_resident_gib()
-    return {
+    result = {
         "seconds": statistics.median(seconds),
         "peak_gib": peak,
         "increase_gib": peak - baseline,
+        "kernel": "" if model is None else kernel_of(model),
     }
+    gpu_peak = gpu_peak_gib()
+    if gpu_peak is not None:
+        result["gpu_peak_gib"] = gpu_peak
+    return result
+
+
+def kernel_of(model):
+    """Which kernel ran the model's recurrent layer: its `kernels_used`,
+    the kernel most of its runs took and the runs that took another; for
+    Keras's LSTM, cuDNN where Keras's `cudnn_ok` says it runs it."""
+    import keras
+    from keras.src import backend as keras_backend
+
+    for layer in model.layers:
+        if hasattr(layer, "kernels_used"):
+            used = layer.kernels_used
+            kernels = sorted(set(used.values()), key=list(used.values()).count, reverse=True)
+            others = [f"{run}: {kernel}" for run, kernel in used.items() if kernel != kernels[0]]
+            return "; ".join([kernels[0], *others])
+        if isinstance(layer, keras.layers.LSTM):
+            cell = layer.cell
+            cudnn = keras_backend.cudnn_ok(cell.activation, cell.recurrent_activation, False, True)
+            return "cudnn" if cudnn and layer.use_cudnn else "loop"
+    return ""
 
 
 def training_step(config, length):
-    """The step of `config` on a batch of `length` steps, as a function."""
+    """`(step, model)`: the step of `config` on a batch of `length` steps,
+    as a function, and the model it steps."""
     import keras
     import numpy as np
 
@@ -173,7 +203,7 @@ def training_step(config, length):
         else:
             model.train_on_batch(x, y)
 
-    return step
+    return step, model
 
 
 def recurrent_product_loop():
@@ -338,6 +368,8 @@ def write_table(results, lengths, path):
         f"embedding {FLAGS.embedding_dim}; AuxLossLSTM bptt {FLAGS.bptt}, "
         f"{FLAGS.num_anchors} x {FLAGS.aux_length}; median of {FLAGS.repetitions} steps "
         "after a warm-up step.",
+        "",
+        f"CPU: {cpu_model()}.",
     ]
     for backend in FLAGS.backends:
         lines += ["", f"### {backend}", "", _limit_line(results[backend].get(LIMIT, {}), lengths)]
@@ -379,10 +411,12 @@ def _number(result, key, digits, scale=1.0):
 
 
 def _backend_table(results, lengths):
+    gpu = any("gpu_peak_gib" in results[c].get(n, {}) for c in FLAGS.configs for n in lengths)
     lines = [
-        "| length | configuration | s / step | peak RSS GiB | increase GiB "
-        "| FLOPs (G) | GFLOP/s | bound (s) | step / bound |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| length | configuration | kernel | s / step | peak RSS GiB | increase GiB "
+        + ("| peak GPU GiB " if gpu else "")
+        + "| FLOPs (G) | GFLOP/s | bound (s) | step / bound |",
+        "|---:|---|---|---:|---:|---:|" + ("---:|" if gpu else "") + "---:|---:|---:|---:|",
     ]
     for length in lengths:
         for config in FLAGS.configs:
@@ -390,9 +424,11 @@ def _backend_table(results, lengths):
             ratio = "n/a"
             if result.get("status") == "ok" and "bound_seconds" in result:
                 ratio = f"{result['seconds'] / result['bound_seconds']:.2f}"
+            gpu_peak = f"{_number(result, 'gpu_peak_gib', 2)} | " if gpu else ""
             lines.append(
-                f"| {length} | {config} | {_cell(result, 'seconds', 3)} | "
-                f"{_cell(result, 'peak_gib', 2)} | {_cell(result, 'increase_gib', 2)} | "
+                f"| {length} | {config} | {result.get('kernel', '')} | "
+                f"{_cell(result, 'seconds', 3)} | "
+                f"{_cell(result, 'peak_gib', 2)} | {_cell(result, 'increase_gib', 2)} | {gpu_peak}"
                 f"{_number(result, 'flops', 2, 1e-9)} | {_number(result, 'gflop_per_s', 1)} | "
                 f"{_number(result, 'bound_seconds', 3)} | {ratio} |"
             )

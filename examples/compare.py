@@ -50,7 +50,6 @@ settings. Run with one thread, as `docs/results.md` does:
 import json
 import math
 import os
-import platform
 import resource
 import time
 
@@ -60,6 +59,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from examples import input_pipeline
+from examples.machine import cpu_model
 from keras_auxloss import AuxLossLSTM, AuxLossRNN, LinearRecurrentUnitCell
 
 LENGTHS = {196: 14, 784: 28, 4096: 64, 16384: 128}
@@ -217,24 +217,6 @@ class EpochTimes(keras.callbacks.Callback):
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def cpu_model() -> str:
-    """The CPU's model name and its vector extensions (AVX2, AVX-512, AMX)."""
-    name, extensions = platform.processor() or "unknown", []
-    try:
-        with open("/proc/cpuinfo") as file:
-            info = file.read()
-    except OSError:
-        return name
-    for line in info.splitlines():
-        if line.startswith("model name"):
-            name = line.split(":", 1)[1].strip()
-        elif line.startswith("flags"):
-            flags_ = line.split(":", 1)[1].split()
-            extensions = [e for e in ("avx2", "avx512f", "amx_tile") if e in flags_]
-            break
-    return f"{name} ({', '.join(extensions)}, {os.cpu_count()} cores)"
 
 
 def run(model: str, length: int, seed: int) -> dict:

@@ -75,6 +75,14 @@ def _aux_loss(name, value):
         )
 
 
+def _use_cudnn(name, value):
+    if value != "auto" and not isinstance(value, bool):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected one of "
+            f"'auto', True or False, got {value!r}."
+        )
+
+
 def _seed(name, value):
     if value is not None and not isinstance(value, numbers.Integral):
         raise ValueError(
@@ -272,6 +280,19 @@ ARGUMENTS = (
         "Bool, accepted as `keras.layers.LSTM` takes it; it changes no value. The layer "
         "always runs its own loop over time (never unrolled: the windows start at steps "
         "drawn when the batch runs), so it is kept in the configuration only.",
+    ),
+    Argument(
+        "use_cudnn",
+        "auto",
+        _use_cudnn,
+        '`"auto"`, `True` or `False`, as `keras.layers.LSTM` takes it: whether the runs of '
+        "Keras's `LSTMCell` and `GRUCell` (default activations, `reset_after=True`, with a "
+        'bias) use cuDNN. `"auto"` runs cuDNN where it can serve (a GPU), PyTorch\'s own '
+        "fused kernel on its CPU, and the loop elsewhere; `True` raises a `ValueError` that "
+        "says why wherever a run cannot take cuDNN (no GPU, another cell, recurrent "
+        "dropout, on JAX a run cut at steps known only at run time, a decoder fed its own "
+        "samples); `False` never uses cuDNN. `kernels_used` tells which kernel ran each "
+        "run.",
     ),
 )
 NAMES = tuple(argument.name for argument in ARGUMENTS)

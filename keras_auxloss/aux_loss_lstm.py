@@ -114,6 +114,7 @@ class AuxLossLSTM(KerasCellLayer):
         aux_sampled_softmax=None,
         go_backwards=False,
         unroll=False,
+        use_cudnn="auto",
         **kwargs,
     ):
         cell, cell_arguments, kwargs = self.make_cell(units, seed, kwargs)
@@ -141,6 +142,7 @@ class AuxLossLSTM(KerasCellLayer):
             aux_sampled_softmax=aux_sampled_softmax,
             go_backwards=go_backwards,
             unroll=unroll,
+            use_cudnn=use_cudnn,
             **kwargs,
         )
         self._cell_argument_names = tuple(cell_arguments)

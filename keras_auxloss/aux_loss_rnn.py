@@ -8,7 +8,7 @@ import keras
 from keras import ops
 from keras.src.utils import tracking
 
-from keras_auxloss import arguments, streams, truncation, windows
+from keras_auxloss import arguments, kernels, streams, truncation, windows
 from keras_auxloss import dropout as cell_dropout
 from keras_auxloss.auxiliary import AuxiliaryDecoder, decoder_cells
 from keras_auxloss.cell_checks import check_cell
@@ -129,6 +129,7 @@ class AuxLossRNN(keras.layers.Layer):
         aux_sampled_softmax=None,
         go_backwards=False,
         unroll=False,
+        use_cudnn="auto",
         **kwargs,
     ):
         # Each argument received (`locals()`) checked as the table says
@@ -158,10 +159,10 @@ class AuxLossRNN(keras.layers.Layer):
         self.aux_sampled_softmax = aux_sampled_softmax
         self.go_backwards = go_backwards
         self.unroll = unroll
+        self.use_cudnn = use_cudnn
         self._check_combination(output_size(cell))
         self.supports_masking = True
-        self.states = None
-        self._fixed_window_starts = None  # See keras_auxloss.testing.
+        self.states, self._fixed_window_starts = None, None  # The second: keras_auxloss.testing.
         self._make_layers(cell)
 
     def _check_combination(self, units):
@@ -218,6 +219,19 @@ class AuxLossRNN(keras.layers.Layer):
         return self.aux_loss_tracker.name
 
     @property
+    def kernels_used(self):
+        """Which kernel ran each run of the layer when it last ran (traced,
+        on TensorFlow and JAX): a dict from the run (`"inference"`,
+        `"capture pass"`, `"supervised window"`, `"anchor windows"`,
+        `"decoder layer 0"`, ...) to `"cudnn"`, `"onednn"` (PyTorch's CPU
+        kernel) or `"loop"`; empty before the layer first runs. The layer
+        also logs it (`absl.logging`, at INFO) the first time it sees each."""
+        return kernels.used(self._runners()) if self.built else {}
+
+    def _runners(self):
+        return [self.main_network.runner] + (self.decoder.runners if self.decoder else [])
+
+    @property
     def _shortest_length(self):
         return windows.shortest_length(self.bptt, self.aux_loss, self.aux_length)
 
@@ -231,13 +245,15 @@ class AuxLossRNN(keras.layers.Layer):
             self.embedding.build(input_shape)
         if not self.cell.built:
             self.cell.build((None, input_dim))
-        runner = runner_for(self.cell, self.compute_dtype)
+        runner = runner_for(self.cell, self.compute_dtype, self.use_cudnn)
         self.main_network = MainNetwork(
             runner, self.embedding, self.compute_dtype, self.zero_output_for_mask
         )
         if self.stateful:
             self._create_state_variables(input_shape[0])
         self.decoder = None if self.aux_loss is None else self._build_decoder(input_dim)
+        if kernels.uses_cudnn(self._runners()):
+            self.supports_jit = False  # cuDNN's ops do not compile with XLA, as in Keras's LSTM.
 
     def _input_dim(self, input_shape):
         return feature_size(
@@ -258,7 +274,7 @@ class AuxLossRNN(keras.layers.Layer):
         self.head_output.build((None, self.aux_hidden))
         return AuxiliaryDecoder(
             self.aux_loss,
-            [runner_for(cell, self.compute_dtype) for cell in self.decoder_cells],
+            [runner_for(cell, self.compute_dtype, self.use_cudnn) for cell in self.decoder_cells],
             self.head_hidden,
             self.head_output,
             aux_length=self.aux_length,
@@ -286,8 +302,9 @@ class AuxLossRNN(keras.layers.Layer):
         if not training and (self.aux_loss is None or step != "test_step"):
             run = self.main_network.run_whole(
                 _time_major(inputs), initial, mask=_time_major(mask),
-                return_sequences=self.return_sequences,
+                return_sequences=self.return_sequences, name="inference",
             )  # fmt: skip
+            kernels.log_new(f"{type(self).__name__} {self.name!r}", self._runners())
             return self._outputs(run.output, run.state, run.sequences)
         length = ops.shape(inputs)[1]
         # Read before a short batch is padded: its own last step, not the padding's.
@@ -313,6 +330,7 @@ class AuxLossRNN(keras.layers.Layer):
             self.add_loss(self.aux_weight * loss)
             self.aux_loss_tracker.name = metric_name(self, model)
             self.aux_loss_tracker.update_state(loss, sample_weight=tokens)
+        kernels.log_new(f"{type(self).__name__} {self.name!r}", self._runners())
         output = run.output
         if self.zero_output_for_mask and last_step_valid is not None:
             # The run's output is each sequence's last valid step's; Keras

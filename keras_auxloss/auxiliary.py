@@ -18,8 +18,6 @@ tokens of every anchor.
 its main network.
 """
 
-import functools
-
 import keras
 from keras import ops
 
@@ -149,8 +147,10 @@ class AuxiliaryDecoder:
         layer); returns the features that the head's output layer reads
         `(time, batch, aux_hidden)`, with `dropout` in training only."""
         outputs = inputs
-        for runner, state in zip(self.runners, states):
-            outputs = runner.run(runner.project(outputs), state, return_sequences=True).sequences
+        for i, (runner, state) in enumerate(zip(self.runners, states)):
+            name = f"decoder layer {i}"
+            outputs = runner.project(outputs)
+            outputs = runner.run(outputs, state, return_sequences=True, name=name).sequences
         return self.hidden(outputs, dropout=dropout if training else 0.0)
 
     def hidden(self, outputs, *, dropout=0.0, dropout_mask=None):
@@ -193,12 +193,15 @@ class AuxiliaryDecoder:
             outputs = embed(ops.where(use_sample, sampled, true_ids))
             new_states = []
             for runner, state in zip(self.runners, states):
-                outputs, state = runner.step(runner.project(outputs), state)
+                inputs, _ = runner.loop_inputs(runner.project(outputs), None)
+                outputs, state = runner.step(inputs, state)
                 new_states.append(state)
             logits = self.head_output(self.hidden(outputs, dropout_mask=mask))
             sampled = ops.argmax(ops.cast(logits, "float32") + noise, axis=-1)
             return ops.cast(sampled, true_ids.dtype), new_states, logits
 
+        for i, runner in enumerate(self.runners):
+            runner.stepped(f"decoder layer {i}", "it is fed its own samples step by step")
         initial_logits = ops.zeros((batch, vocab_size), self.head_output.compute_dtype)
         _, _, logits = current.scan(
             step, (ids[0], states, initial_logits), (ids, feed_sample, noise, dropout_mask)
@@ -235,7 +238,7 @@ def _run_main_network(main, data, window_mask, state, return_sequences, dropout)
     undropped."""
     embedded = None
     if main.embedding is None:
-        inputs, input_fn = data, functools.partial(main.runner.project, dropout=dropout)
+        inputs, input_fn = main.window_inputs(data, dropout)
     else:
         embedded = main.embed(data)
         inputs, input_fn = main.runner.project(embedded, dropout), None
@@ -247,6 +250,7 @@ def _run_main_network(main, data, window_mask, state, return_sequences, dropout)
         mask=mask,
         return_sequences=return_sequences,
         dropout=dropout,
+        name="anchor windows",
     )
     return embedded, run.state, run.sequences
 

@@ -8,12 +8,15 @@ with the embedding, and the two ways it reads its inputs).
 is taken out of the loop (and, for token inputs, into a table of every
 token's gates), and its step is written out in `current.lstm_step`. A
 runner's state is a flat tuple of `(batch, size)` tensors; `CellRunner.run`
-is the one place where a recurrent run is put together, and it calls the
-loop of the backend Keras runs (`backends/`: `current.run`, which returns a
-`RunResult`). It hands the loop the cell too: on PyTorch, Keras's LSTM and
-GRU cells run through PyTorch's fused kernels, which project their inputs
-themselves, so there the projection (`current.project`) is deferred and
-there is no token table (`backends/torch_fused.py`).
+is the one place where a recurrent run is put together: through the
+runner's fused kernel where it has one (`kernels.py`: cuDNN on a GPU,
+PyTorch's own on its CPU; `current.fused_run` cuts the run into the
+segments the kernel runs whole), else through the loop of the backend
+Keras runs (`backends/`: `current.run`); either returns a `RunResult`. A
+fused kernel reads the cell's inputs and projects them itself, so a runner
+with one has no token table and projects nothing before the run; where the
+kernel refuses a run (`NotImplementedError`), the loop runs it, projecting
+its inputs then.
 
 `MainNetwork` reads its inputs in two ways:
 
@@ -24,10 +27,11 @@ there is no token table (`backends/torch_fused.py`).
   (Keras's optimizers update such a gradient differently from a dense one:
   Adam squares it slice by slice).
 - A pass over a whole sequence (inference, and the capture pass outside the
-  gradient) embeds one step at a time (`step_inputs`), so no
-  `(time, batch, embedding)` tensor is built for a long sequence; where the
-  vocabulary is no larger than the batch's tokens, it looks each step's
-  gates up in a table of every token's (`LSTMRunner.token_table`).
+  gradient) embeds one step at a time (`step_inputs`; a fused kernel a
+  chunk of steps at a time), so no `(time, batch, embedding)` tensor is
+  built for a long sequence; where the vocabulary is no larger than the
+  batch's tokens, the loop looks each step's gates up in a table of every
+  token's (`LSTMRunner.token_table`).
 """
 
 import functools
@@ -36,6 +40,7 @@ import keras
 from keras import ops
 
 from keras_auxloss import dropout as cell_dropout
+from keras_auxloss import kernels
 from keras_auxloss.backends import current
 
 
@@ -52,10 +57,17 @@ def output_size(cell):
 
 
 class CellRunner:
-    """Steps any Keras RNN cell."""
+    """Steps any Keras RNN cell, and runs it over time: through `kernel`
+    (a `kernels.Kernel`) where it has one, else through the loop. With
+    `use_cudnn=True` a run that cuDNN cannot take raises a `ValueError`
+    that says why (`refusal`, or the kernel's own reason) instead of
+    running the loop. `kernels_used` maps the name of each run to the
+    kernel that last ran it (`"loop"` for the loop)."""
 
-    def __init__(self, cell):
-        self.cell = cell
+    def __init__(self, cell, kernel=None, *, use_cudnn="auto", refusal=None):
+        self.cell, self.kernel = cell, kernel
+        self.use_cudnn, self.refusal = use_cudnn, refusal
+        self.kernels_used, self.kernels_logged = {}, {}
 
     @property
     def state_sizes(self):
@@ -74,7 +86,7 @@ class CellRunner:
         return tuple(ops.zeros((batch, size), self.dtype) for size in self.state_sizes)
 
     def project(self, inputs, dropout=None):
-        """What a step reads of its inputs, computed outside the loop; the
+        """What a run reads of its inputs, computed outside the loop; the
         cell drops its inputs itself (`dropout`, a `DropoutMasks`, is
         applied in `run`)."""
         return inputs
@@ -83,6 +95,21 @@ class CellRunner:
         """Every token's projected embedding, or `None` where a table of
         them does not save work."""
         return None
+
+    def loop_inputs(self, inputs, input_fn):
+        """`(inputs, input_fn)` as the loop's step reads them, from those
+        the fused kernel would have read."""
+        return inputs, input_fn
+
+    def stepped(self, name, reason):
+        """Records that the run `name` takes the loop, because of `reason`;
+        with `use_cudnn=True`, raises a `ValueError` that says so instead."""
+        if self.use_cudnn is True:
+            raise ValueError(
+                f"use_cudnn=True was specified, but cuDNN cannot run the {name}: {reason}. "
+                "Pass use_cudnn='auto' to fall back to the loop where it cannot."
+            )
+        self.kernels_used[name] = "loop"
 
     def step(self, inputs, state, training=False):
         """`(output, state)` after one step; in `training`, the cell drops
@@ -94,47 +121,69 @@ class CellRunner:
         output, new = self.cell(inputs, states, **kwargs)
         return output, tuple(keras.tree.flatten(new))
 
-    def run(self, inputs, state, *, input_fn=None, initial_output=None, dropout=None, **options):
-        """Runs the cell over time-major `inputs` from `state` on the
-        backend's loop, `current.run`, and returns its `RunResult`; see
-        `run` in `backends/tensorflow.py` for `options`. Each step reads
-        `input_fn(inputs[t])` (`inputs[t]` if `None`); the output before the
-        first step is `initial_output`, zeros if `None` (what a masked first
-        step outputs). With `dropout` (a `DropoutMasks` for these rows) the
-        cell drops with it at every step, as inside Keras's `RNN`, and
-        takes the loop (a fused kernel would not drop)."""
+    def run(
+        self, inputs, state, *, input_fn=None, initial_output=None, dropout=None, name="run",
+        **options,
+    ):  # fmt: skip
+        """Runs the cell over time-major `inputs` (`project`'s) from
+        `state` and returns its `RunResult`; see `run` in
+        `backends/tensorflow.py` for `options`. Each step reads
+        `input_fn(inputs[t])` (`inputs[t]` if `None`); the output before
+        the first step is `initial_output`, zeros if `None` (what a masked
+        first step outputs). With `dropout` (a `DropoutMasks` for these
+        rows) the cell drops with it at every step, as inside Keras's
+        `RNN`, in the loop (a fused kernel would not drop). `name` names
+        the run in `kernels_used`."""
         if initial_output is None:
             initial_output = ops.zeros((ops.shape(state[0])[0], self.output_size), self.dtype)
         with cell_dropout.applied(self.cell, dropout) as dropping:
+            reason = self.refusal
+            if dropping:
+                reason = "the cell's dropout is applied inside its own call"
+            elif self.kernel is not None:
+                try:
+                    result = current.fused_run(
+                        self.kernel, inputs, tuple(state), initial_output, input_fn=input_fn,
+                        **options,
+                    )  # fmt: skip
+                    self.kernels_used[name] = self.kernel.name
+                    return result
+                except NotImplementedError as refused:
+                    reason = str(refused) or f"the {self.kernel.name} kernel refused it"
+            self.stepped(name, reason)
+            inputs, input_fn = self.loop_inputs(inputs, input_fn)
+            step = functools.partial(self.step, training=True) if dropping else self.step
             return current.run(
-                functools.partial(self.step, training=True) if dropping else self.step,
-                inputs,
-                tuple(state),
-                initial_output,
-                input_fn=input_fn,
-                cell=None if dropping else self.cell,
-                **options,
+                step, inputs, tuple(state), initial_output, input_fn=input_fn, **options
             )
 
 
 class LSTMRunner(CellRunner):
     """Keras's `LSTMCell`, its input projection taken out of the loop. With
     input dropout (one mask, as Keras's default `implementation=2` draws
-    it) the inputs are dropped before the projection, as Keras's LSTM does
-    before its fused kernel; a cell with recurrent dropout, or one mask per
-    gate, takes the generic runner (`runner_for`)."""
+    it) the inputs are dropped before the projection (or before the fused
+    kernel), as Keras's LSTM does before its fused kernel; a cell with
+    recurrent dropout, or one mask per gate, takes the generic runner
+    (`runner_for`)."""
 
     def project(self, inputs, dropout=None):
         if dropout is not None and dropout.inputs is not None:
             inputs = inputs * ops.cast(dropout.inputs, inputs.dtype)
-        return current.project(self.gates, inputs)
+        return inputs if self.kernel is not None else self.gates(inputs)
 
     def run(self, inputs, state, *, dropout=None, **options):
         # Its inputs were dropped in `project`; nothing else drops.
         return super().run(inputs, state, **options)
 
     def token_table(self, embeddings):
-        return current.token_table(self.gates, embeddings)
+        return None if self.kernel is not None else self.gates(embeddings)
+
+    def loop_inputs(self, inputs, input_fn):
+        if self.kernel is None:
+            return inputs, input_fn  # `project` made the gates.
+        if input_fn is None:
+            return self.gates(inputs), None
+        return inputs, lambda x: self.gates(input_fn(x))
 
     def gates(self, inputs):
         """The input's gate pre-activations `x @ W + b`."""
@@ -144,11 +193,14 @@ class LSTMRunner(CellRunner):
         return current.lstm_step(gates, state, self.cell.recurrent_kernel)
 
 
-def runner_for(cell, compute_dtype):
-    """The fast path for a Keras `LSTMCell` with its default equations that
-    computes in `compute_dtype` (the owning layer's, whose scope casts the
-    cell's weights) and drops at most its inputs with one mask, the generic
-    runner for any other cell."""
+def runner_for(cell, compute_dtype, use_cudnn="auto"):
+    """The runner of `cell`, with the fused kernel that `use_cudnn` allows
+    (`kernels.kernel_for`): the fast path for a Keras `LSTMCell` with its
+    default equations that computes in `compute_dtype` (the owning layer's,
+    whose scope casts the cell's weights) and drops at most its inputs with
+    one mask, the generic runner for any other cell."""
+    kernel, refusal = kernels.kernel_for(cell, use_cudnn)
+    options = dict(use_cudnn=use_cudnn, refusal=refusal)
     lstm = keras.layers.LSTMCell
     if (
         type(cell) is lstm
@@ -159,8 +211,8 @@ def runner_for(cell, compute_dtype):
         and not 0.0 < cell.recurrent_dropout < 1.0
         and (not 0.0 < cell.dropout < 1.0 or getattr(cell, "dropout_mask_count", None) is None)
     ):
-        return LSTMRunner(cell)
-    return CellRunner(cell)
+        return LSTMRunner(cell, kernel, **options)
+    return CellRunner(cell, kernel, **options)
 
 
 class MainNetwork:
@@ -184,11 +236,14 @@ class MainNetwork:
     def window_inputs(self, window, dropout=None):
         """`(inputs, input_fn)` for a differentiable run over a time-major
         `window`: token windows are embedded and projected before the loop;
-        float inputs are projected step by step, as in `step_inputs`, so
-        that a window gives bit for bit the values of the whole pass.
-        `dropout`: the cell's `DropoutMasks` for the window's rows, or `None`."""
+        float inputs are projected step by step in the loop, as in
+        `step_inputs`, so that a window gives bit for bit the values of the
+        whole pass (a fused kernel reads them whole). `dropout`: the cell's
+        `DropoutMasks` for the window's rows, or `None`."""
         if self.embedding is not None:
             return self.runner.project(self.embed(window), dropout), None
+        if self.runner.kernel is not None:
+            return self.runner.project(window, dropout), None
         return window, functools.partial(self.runner.project, dropout=dropout)
 
     def step_inputs(self, length, batch, dropout=None):

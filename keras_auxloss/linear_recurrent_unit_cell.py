@@ -219,30 +219,50 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
 
     def call(self, inputs, states, training=False):
         dtype = self._recurrence_dtype()
-
-        def read(weight):
-            return ops.cast(weight.value, dtype)
-
         u = ops.cast(inputs, dtype)
         real, imaginary = (ops.cast(s, dtype) for s in states)
-
-        # The eigenvalues: lambda = exp(-exp(nu_log)) * exp(i * exp(theta_log)).
-        modulus = ops.exp(-ops.exp(read(self.nu_log)))
-        phase = ops.exp(read(self.theta_log))
-        lambda_re, lambda_im = modulus * ops.cos(phase), modulus * ops.sin(phase)
+        lambda_re, lambda_im, gamma = self.eigenvalues()
 
         # The recurrence: x_t = lambda * x_{t-1} + gamma * (u_t @ B), complex.
-        gamma = ops.exp(read(self.gamma_log))
-        input_re = gamma * ops.matmul(u, read(self.B_re))
-        input_im = gamma * ops.matmul(u, read(self.B_im))
+        input_re, input_im = self.inputs_to_state(u, gamma)
         new_real = lambda_re * real - lambda_im * imaginary + input_re
         new_imaginary = lambda_re * imaginary + lambda_im * real + input_im
 
+        output = self.readout(new_real, new_imaginary, u)
+        compute = self.compute_dtype
+        return output, [ops.cast(new_real, compute), ops.cast(new_imaginary, compute)]
+
+    def _read(self, weight):
+        return ops.cast(weight.value, self._recurrence_dtype())
+
+    def eigenvalues(self):
+        """`(lambda_re, lambda_im, gamma)`, each `(state_dim,)`, in the
+        recurrence's dtype: lambda = exp(-exp(nu_log)) * exp(i * exp(theta_log))."""
+        log_modulus, phase = self.eigenvalues_polar()
+        modulus = ops.exp(log_modulus)
+        gamma = ops.exp(self._read(self.gamma_log))
+        return modulus * ops.cos(phase), modulus * ops.sin(phase), gamma
+
+    def eigenvalues_polar(self):
+        """`(log |lambda|, arg lambda)`: `(-exp(nu_log), exp(theta_log))`."""
+        return -ops.exp(self._read(self.nu_log)), ops.exp(self._read(self.theta_log))
+
+    def inputs_to_state(self, u, gamma):
+        """`gamma * (u @ B)` as its real and imaginary parts, for inputs `u`
+        (`(..., input_dim)`, in the recurrence's dtype)."""
+        return gamma * ops.matmul(u, self._read(self.B_re)), gamma * ops.matmul(
+            u, self._read(self.B_im)
+        )
+
+    def readout(self, real, imaginary, u):
+        """The output for states `x` (`real`, `imaginary`: `(..., state_dim)`)
+        and inputs `u`, in the recurrence's dtype: `GLU(GELU(Re(x @ C) + u @ D))`,
+        the nonlinear part in the compute dtype."""
         # The linear readout: y_t = Re(x_t @ C) + u_t @ D.
         y = (
-            ops.matmul(new_real, read(self.C_re))
-            - ops.matmul(new_imaginary, read(self.C_im))
-            + ops.matmul(u, read(self.D))
+            ops.matmul(real, self._read(self.C_re))
+            - ops.matmul(imaginary, self._read(self.C_im))
+            + ops.matmul(u, self._read(self.D))
         )
 
         # The nonlinear readout, in the compute dtype: GLU(GELU(y)).
@@ -252,11 +272,9 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
             return ops.matmul(z, ops.cast(kernel.value, compute)) + ops.cast(bias.value, compute)
 
         z = keras.activations.gelu(ops.cast(y, compute))
-        output = dense(z, self.value_kernel, self.value_bias) * ops.sigmoid(
+        return dense(z, self.value_kernel, self.value_bias) * ops.sigmoid(
             dense(z, self.gate_kernel, self.gate_bias)
         )
-        new_states = [ops.cast(new_real, compute), ops.cast(new_imaginary, compute)]
-        return output, new_states
 
     def get_config(self):
         config = {

@@ -52,6 +52,7 @@ def truncated_run(main, sequence, mask, initial, located, *, bptt, return_sequen
             capture_after=capture_after,
             return_sequences=return_sequences,
             zero_output_for_mask=_zero_output_for_mask(main, return_sequences),
+            name="whole sequence",
         )
         captured, sequences = run.captured, run.sequences
     else:
@@ -90,6 +91,7 @@ def _capture_pass(main, sequence, mask, initial, capture_after, return_sequences
             # `initial`: an empty batch captures nothing and runs no step.
             num_steps=None if return_sequences else ops.max(capture_after, initial=-1) + 1,
             return_sequences=return_sequences,
+            name="capture pass",
         )
 
 
@@ -109,6 +111,7 @@ def _supervised_window(main, sequence, mask, starts, captured, bptt, return_sequ
         mask=window_mask,
         return_sequences=return_sequences,
         zero_output_for_mask=_zero_output_for_mask(main, return_sequences),
+        name="supervised window",
     )
 
 

@@ -88,7 +88,7 @@ def test_the_lstm_fast_path_steps_as_keras_lstm_cell():
     state = tuple(rng.normal(size=(4, 5)).astype("float32") for _ in range(2))
     fast = runner_for(cell, cell.compute_dtype)
     assert isinstance(fast, LSTMRunner)
-    output, new = fast.step(fast.project(x), state)
+    output, new = fast.step(fast.gates(x), state)
     expected_output, expected = CellRunner(cell).step(x, state)
     np.testing.assert_allclose(numpy(output), numpy(expected_output), atol=1e-6)
     for got, want in zip(new, expected):

@@ -63,6 +63,7 @@ VALUES = {
     "aux_sampled_softmax": 12,
     "go_backwards": True,
     "unroll": True,
+    "use_cudnn": False,
 }
 
 
@@ -98,7 +99,7 @@ def test_the_defaults_are_kept(layer_class):
 @pytest.mark.parametrize("layer_class", LAYERS, ids=lambda c: c.__name__)
 def test_unknown_arguments_are_refused(layer_class):
     with pytest.raises(ValueError, match="Unrecognized keyword arguments"):
-        layer_class(_first(layer_class), use_cudnn=True)
+        layer_class(_first(layer_class), use_cudnn_kernel=True)
     with pytest.raises(TypeError):  # One more than the signature takes.
         layer_class(_first(layer_class), *VALUES.values(), None)
     with pytest.raises(TypeError, match="multiple values"):

@@ -21,8 +21,8 @@ from unittest import mock  # noqa: E402
 import torch  # noqa: E402
 from keras import ops  # noqa: E402
 
-from keras_auxloss import AuxLossGRU, AuxLossLSTM, AuxLossRNN  # noqa: E402
-from keras_auxloss.backends import portable, torch_fused  # noqa: E402
+from keras_auxloss import AuxLossGRU, AuxLossLSTM, AuxLossRNN, kernels  # noqa: E402
+from keras_auxloss.backends import portable  # noqa: E402
 from keras_auxloss.backends import torch as torch_backend  # noqa: E402
 from keras_auxloss.cells import CellRunner, LSTMRunner, runner_for  # noqa: E402
 from keras_auxloss.testing import fix_window_starts  # noqa: E402
@@ -95,26 +95,34 @@ def coefficients(shape, seed):
     return torch.tensor(np.random.default_rng(seed).normal(size=tuple(shape)), dtype=torch.float32)
 
 
-def run_with_gradients(run, runner, options, *, dtype="float32", cell=True, seed=0):
-    """Runs `runner` over fixed data with `run` (a backend's `run`) and
-    returns every result and the gradient of a random linear function of
-    them with respect to the inputs, the initial state and output and the
-    cell's weights, as float64 NumPy arrays."""
+def run_with_gradients(how, runner, options, *, dtype="float32", seed=0):
+    """Runs `runner` over fixed data, `how` `"loop"` (`torch.py`'s),
+    `"scan"` (`portable.py`'s) or `"fused"` (its kernel through
+    `torch.py`'s `fused_run`), and returns every result and the gradient of
+    a random linear function of them with respect to the inputs, the
+    initial state and output and the cell's weights, as float64 NumPy
+    arrays."""
     rng = np.random.default_rng(seed)
     x = tensor(rng.normal(size=(LENGTH, BATCH, FEATURES)), dtype)
     state = [tensor(rng.normal(size=(BATCH, size)), dtype) for size in runner.state_sizes]
     initial_output = tensor(rng.normal(size=(BATCH, runner.output_size)), dtype)
     weights = [v.value for v in runner.cell.trainable_variables]
+    lstm = isinstance(runner, LSTMRunner)
     inputs, input_fn = x, None
-    if options.pop("input_fn", False):
-        input_fn = runner.project  # Projected step by step, as float inputs are.
-    elif isinstance(runner, LSTMRunner):
-        # What the layer hands a run: the deferred projection on PyTorch.
-        inputs = runner.project(x) if run is torch_backend.run else runner.gates(x)
-    extra = {"cell": runner.cell} if cell else {}
-    output, final, sequences, captured = run(
-        runner.step, inputs, tuple(state), initial_output, input_fn=input_fn, **options, **extra
-    )
+    if options.pop("input_fn", False):  # Projected step by step, as float inputs are.
+        input_fn = runner.gates if lstm and how != "fused" else (lambda x: x * 1.0)
+    elif lstm and how != "fused":
+        inputs = runner.gates(x)
+    if how == "fused":
+        result = torch_backend.fused_run(
+            runner.kernel, inputs, tuple(state), initial_output, input_fn=input_fn, **options
+        )
+    else:
+        run = torch_backend.run if how == "loop" else portable.run
+        result = run(
+            runner.step, inputs, tuple(state), initial_output, input_fn=input_fn, **options
+        )
+    output, final, sequences, captured = result
     results = [output, *final]
     results += [] if sequences is None else [sequences]
     results += [] if captured is None else list(captured)
@@ -129,18 +137,19 @@ def run_with_gradients(run, runner, options, *, dtype="float32", cell=True, seed
 
 
 @contextlib.contextmanager
-def fused_segments():
-    """Records, for each segment the fused kernel was asked to run, whether
-    it ran it."""
-    ran, segment = [], torch_fused._fused_segment
+def fused_segments(runner):
+    """Records the length of each segment the runner's fused kernel runs."""
+    ran, kernel = [], runner.kernel
 
-    def recorded(*args):
-        result = segment(*args)
-        ran.append(result is not None)
-        return result
+    def recorded(inputs, state, return_sequences):
+        ran.append(inputs.shape[0])
+        return kernel.run(inputs, state, return_sequences)
 
-    with mock.patch.object(torch_fused, "_fused_segment", recorded):
+    runner.kernel = kernels.Kernel(kernel.name, recorded)
+    try:
         yield ran
+    finally:
+        runner.kernel = kernel
 
 
 MASK = np.ones((LENGTH, BATCH), bool)
@@ -175,8 +184,8 @@ def test_the_loop_gives_the_scan_run_bit_for_bit(name, options):
     """The loop reads each step's input once where `keras.ops.scan` indexes
     it; the ops are the same, so are values and gradients, to the bit."""
     runner = make_runner(name)
-    got = run_with_gradients(torch_backend.run, runner, options_for(options), cell=False)
-    want = run_with_gradients(portable.run, runner, options_for(options), cell=False)
+    got = run_with_gradients("loop", runner, options_for(options))
+    want = run_with_gradients("scan", runner, options_for(options))
     compare = np.testing.assert_array_equal
     if (name, options) == ("lstm", "input_fn"):
         # The loop projects the LSTM's gates for many steps at once: one
@@ -190,16 +199,17 @@ def test_the_loop_gives_the_scan_run_bit_for_bit(name, options):
 @pytest.mark.parametrize("options", sorted(OPTIONS))
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_the_fused_kernels_give_the_loops_values_and_gradients(name, options, chunk, monkeypatch):
-    """A run through the fused kernel, cut into segments where the mask
+    """A run through PyTorch's CPU kernel, cut into segments where the mask
     changes, after each step where some example captures, and every
     `_CHUNK` steps read through `input_fn` (4 here, to cut the 13 steps)."""
     monkeypatch.setattr(torch_backend, "_CHUNK", chunk)
-    monkeypatch.setattr(torch_fused, "_MASK_CHANGES", 1)  # MASK changes at 4 of 13 steps.
+    monkeypatch.setattr(torch_backend, "_MASK_CHANGES", 1)  # MASK changes at 4 of 13 steps.
     runner = make_runner(name)
-    with fused_segments() as fused:
-        got = run_with_gradients(torch_backend.run, runner, options_for(options))
-    assert fused and all(fused)
-    want = run_with_gradients(torch_backend.run, runner, options_for(options), cell=False)
+    assert runner.kernel.name == "onednn"
+    with fused_segments(runner) as fused:
+        got = run_with_gradients("fused", runner, options_for(options))
+    assert fused
+    want = run_with_gradients("loop", runner, options_for(options))
     for ours, theirs in zip(got[0] + got[1], want[0] + want[1]):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
 
@@ -207,31 +217,28 @@ def test_the_fused_kernels_give_the_loops_values_and_gradients(name, options, ch
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_a_mask_that_changes_often_takes_the_loop(name):
     runner = make_runner(name)
-    assert 4 * torch_fused._MASK_CHANGES > LENGTH  # MASK changes at 4 of 13 steps.
-    with fused_segments() as fused:
-        run_with_gradients(torch_backend.run, runner, options_for("mask"))
+    assert 4 * torch_backend._MASK_CHANGES > LENGTH  # MASK changes at 4 of 13 steps.
+    with fused_segments(runner) as fused, pytest.raises(NotImplementedError):
+        run_with_gradients("fused", runner, options_for("mask"))
     assert fused == []
+    state = runner.zero_state(BATCH)
+    inputs = runner.project(ops.ones((LENGTH, BATCH, FEATURES)))
+    runner.run(inputs, state, mask=options_for("mask")["mask"], name="masked")
+    assert runner.kernels_used == {"masked": "loop"}
 
 
-@pytest.mark.parametrize("name", ["gru_reset_before", "simple_rnn", "two_state", "lstm_generic"])
-def test_other_cells_take_the_loop(name):
-    runner = make_runner("lstm", fast=False) if name == "lstm_generic" else make_runner(name)
-    with fused_segments() as fused:
-        run_with_gradients(torch_backend.run, runner, options_for("sequences"))
-    assert not any(fused)
+@pytest.mark.parametrize("name", ["gru_reset_before", "simple_rnn", "two_state"])
+def test_other_cells_have_no_fused_kernel(name):
+    assert make_runner(name).kernel is None
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_the_fused_kernels_in_bfloat16_give_the_loops_values_to_its_precision(name):
     runner = make_runner(name, dtype="bfloat16")
-    with fused_segments() as fused:
-        got = run_with_gradients(
-            torch_backend.run, runner, options_for("sequences"), dtype="bfloat16"
-        )
-    assert fused == [True]
-    want = run_with_gradients(
-        torch_backend.run, runner, options_for("sequences"), dtype="bfloat16", cell=False
-    )
+    with fused_segments(runner) as fused:
+        got = run_with_gradients("fused", runner, options_for("sequences"), dtype="bfloat16")
+    assert fused == [LENGTH]
+    want = run_with_gradients("loop", runner, options_for("sequences"), dtype="bfloat16")
     for ours, theirs in zip(got[0] + got[1], want[0] + want[1]):
         scale = max(1.0, float(np.abs(theirs).max()))
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=0.05 * scale)
@@ -270,7 +277,7 @@ def test_a_run_gives_keras_own_layers_values_and_gradients(name, masked):
 
     def ours(x, state):
         inputs = ops.moveaxis(x, 1, 0)
-        inputs = runner.project(inputs) if isinstance(runner, LSTMRunner) else inputs
+        inputs = runner.project(inputs)
         options = {"mask": ops.convert_to_tensor(MASK)} if masked else {}
         _, final, sequences, _ = runner.run(inputs, state, return_sequences=True, **options)
         return ops.moveaxis(sequences, 0, 1), list(final)
@@ -307,14 +314,18 @@ def make_layer(kind, **kwargs):
 
 
 def generic_recurrence():
-    """The generic recurrence in place of PyTorch's: `keras.ops.scan`."""
+    """The generic recurrence in place of PyTorch's: `keras.ops.scan`, and
+    no fused kernel."""
+
+    def refused(*args, **kwargs):
+        raise NotImplementedError
+
     return mock.patch.multiple(
         torch_backend,  # The backend's module, `keras_auxloss.backends.current`.
         run=portable.run,
         scan=portable.scan,
         lstm_step=portable.lstm_step,
-        project=portable.project,
-        token_table=portable.token_table,
+        fused_run=refused,
     )
 
 
@@ -367,7 +378,7 @@ def test_the_layer_trains_as_on_the_generic_recurrence(kind, case):
     for got, want in zip(*results):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
     # The decoder's layers (and, unmasked, the windows) ran fused.
-    assert fused >= (0 if kind == "two_state" else 2)
+    assert fused >= (0 if kind == "two_state" or case == "sampling" else 2)
 
 
 def train_both_ways(kind, settings, x, call_kwargs):
@@ -379,10 +390,13 @@ def train_both_ways(kind, settings, x, call_kwargs):
         layer = make_layer(kind, **settings)
         layer(x[:, :20])  # Built.
         fix_window_starts(layer, [[3, 20], [12, 0], [25, 5], [38, 17]])
-        with generic_recurrence() if generic else fused_segments() as fused:
+        with generic_recurrence() if generic else contextlib.nullcontext():
             results.append(training_gradients(layer, x, **call_kwargs))
         if not generic:
-            count = sum(fused)
+            count = sum(k != "inference" and v == "onednn" for k, v in layer.kernels_used.items())
+        else:
+            trained = {k: v for k, v in layer.kernels_used.items() if k != "inference"}
+            assert set(trained.values()) == {"loop"}
     return results, count
 
 

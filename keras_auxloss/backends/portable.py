@@ -1,11 +1,13 @@
-"""The recurrence in `keras.ops`, for JAX and PyTorch.
+"""The recurrence in `keras.ops`, for JAX (and the LSTM step of every
+backend).
 
 A run that may be differentiated is a `keras.ops.scan` over its window
 (on JAX, `jax.lax.scan`: reverse-mode differentiable, compiled by XLA).
 The pass outside the gradient that only finds the windows' states stops
 where the last window starts, a number of steps known only at run time: a
 `keras.ops.while_loop`, which reads one step's input at a time and keeps no
-activations.
+activations. A fused kernel runs only the runs it takes whole (`fused_run`):
+JAX's shapes are static, so a run cannot be cut at steps known at run time.
 """
 
 import keras
@@ -25,18 +27,6 @@ def lstm_step(gates, state, recurrent_kernel):
     return hidden, (hidden, cell)
 
 
-def project(gates, inputs):
-    """What `run` and `lstm_step` read for the LSTM's input gates of
-    `inputs`: `gates(inputs)`, computed here."""
-    return gates(inputs)
-
-
-def token_table(gates, embeddings):
-    """Every token's input gates, `gates(embeddings)`, looked up step by
-    step in a pass over a sequence."""
-    return gates(embeddings)
-
-
 def run(
     step,
     inputs,
@@ -49,11 +39,9 @@ def run(
     num_steps=None,
     return_sequences=False,
     zero_output_for_mask=False,
-    cell=None,
 ):
     """Runs one recurrent layer over time-major `inputs`, as a
     `RunResult`; see `backends/tensorflow.py` for the arguments."""
-    del cell  # No fused kernels here.
     output, captured = initial_output, ()
     if capture_after is not None:
         positions = ops.shape(capture_after)[1]
@@ -90,6 +78,29 @@ def run(
     # PyTorch's scan stacks placeholders where the step gives no output.
     sequences = sequences if return_sequences else None
     return RunResult(output, state, sequences, captured if capture_after is not None else None)
+
+
+def fused_run(kernel, inputs, state, initial_output, *, input_fn=None, mask=None,
+              capture_after=None, num_steps=None, return_sequences=False,
+              zero_output_for_mask=False):  # fmt: skip
+    """`run` through a fused `kernel` (`kernels.Kernel`): here only a run
+    that the kernel runs whole, unmasked, over all its inputs. A run cut at
+    steps known only at run time (captures, masks, a number of steps, its
+    inputs read in chunks) needs shapes known only at run time, which JAX
+    does not have: it raises `NotImplementedError` (the loop runs it)."""
+    del initial_output, zero_output_for_mask
+    if (
+        input_fn is not None
+        or mask is not None
+        or capture_after is not None
+        or num_steps is not None
+    ):
+        raise NotImplementedError(
+            "JAX's shapes are static, so it cannot cut a run at steps known only at run time "
+            "(a capture, a change of mask, a pass read in chunks)"
+        )
+    output, state, sequences = kernel.run(inputs, tuple(state), return_sequences)
+    return RunResult(output, tuple(state), sequences, None)
 
 
 def _run_while(advance, inputs, mask, num_steps, output, state, captured):

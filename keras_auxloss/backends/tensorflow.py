@@ -14,16 +14,16 @@ weights of a `keras.layers.LSTMCell` give the same values as
 `keras.layers.LSTM`.
 """
 
+import functools
 from collections.abc import Callable
 
 import tensorflow as tf
 
-from keras_auxloss.backends.portable import (  # noqa: F401 (one LSTM step for all)
-    lstm_step,
-    project,
-    token_table,
-)
+from keras_auxloss.backends.portable import lstm_step  # noqa: F401 (one LSTM step for all)
 from keras_auxloss.backends.run_result import RunResult
+
+# The steps whose inputs a fused run through `input_fn` computes at once.
+_CHUNK = 256
 
 
 def run(
@@ -38,7 +38,6 @@ def run(
     num_steps: tf.Tensor | None = None,
     return_sequences: bool = False,
     zero_output_for_mask: bool = False,
-    cell=None,
 ):
     """Runs one recurrent layer over time-major `inputs`.
 
@@ -59,10 +58,6 @@ def run(
             the initial output and state.
         num_steps: how many steps to run, at most `time`; default all.
         return_sequences: also return every step's output.
-        cell: the Keras cell that `step` steps, or `None`. A backend with a
-            fused kernel for the cell may run a plain run through it (no
-            `input_fn`, `mask`, `capture_after` or `num_steps`): PyTorch's
-            for Keras's `LSTMCell` and `GRUCell`. Not read here.
 
     Returns:
         A `RunResult(output, state, sequences, captured)`: `sequences` is
@@ -70,7 +65,6 @@ def run(
         of `(batch, positions, size)` tensors, the output then each state
         tensor, or `None`.
     """
-    del cell  # No fused kernels here.
     length = tf.shape(inputs)[0]
     steps = length if num_steps is None else num_steps
     inputs_ta = tf.TensorArray(inputs.dtype, size=length).unstack(inputs)
@@ -116,6 +110,115 @@ def run(
     )
     sequences = outputs_ta.stack() if return_sequences else None
     return RunResult(output, state, sequences, captured if capture_after is not None else None)
+
+
+def fused_run(
+    kernel,
+    inputs: tf.Tensor,
+    state: tuple,
+    initial_output: tf.Tensor,
+    *,
+    input_fn: Callable | None = None,
+    mask: tf.Tensor | None = None,
+    capture_after: tf.Tensor | None = None,
+    num_steps: tf.Tensor | None = None,
+    return_sequences: bool = False,
+    zero_output_for_mask: bool = False,
+):
+    """`run` through a fused `kernel` (`kernels.Kernel`) instead of a step.
+
+    A plain run (no `input_fn`, `mask`, `capture_after` or `num_steps`)
+    is one call of the kernel. Any other is cut into segments, in a
+    `tf.while_loop`, that the kernel runs whole, each from the state the
+    one before left: a segment ends after each step where some example
+    captures, where some example's mask changes (within a segment each
+    example is either read or masked throughout), at `num_steps`, and every
+    `_CHUNK` steps of a pass that reads its inputs through `input_fn` (so
+    that the inputs of one chunk at a time are computed).
+    """
+    if input_fn is None and mask is None and capture_after is None and num_steps is None:
+        output, state, sequences = kernel.run(inputs, tuple(state), return_sequences)
+        return RunResult(output, tuple(state), sequences, None)
+    length = tf.shape(inputs)[0]
+    steps = length if num_steps is None else tf.minimum(tf.cast(num_steps, tf.int32), length)
+    ends = _segment_ends(steps, mask, capture_after, _CHUNK if input_fn is not None else None)
+    captured = ()
+    if capture_after is not None:
+        positions = tf.shape(capture_after)[1]
+        captured = tuple(
+            tf.repeat(s[:, None, :], positions, axis=1) for s in (initial_output, *state)
+        )
+    outputs_ta = ()
+    if return_sequences:
+        outputs_ta = tf.TensorArray(
+            initial_output.dtype, size=tf.size(ends), infer_shape=False,
+            element_shape=tf.TensorShape([None]).concatenate(initial_output.shape),
+        )  # fmt: skip
+    segment = functools.partial(
+        _segment, kernel, inputs, input_fn=input_fn, mask=mask, capture_after=capture_after,
+        return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask,
+    )  # fmt: skip
+
+    def body(i, start, output, state, captured, outputs_ta):
+        end = ends[i]
+        carry = (output, state, captured, outputs_ta)
+
+        def skip():  # An empty segment: two ends at one step.
+            if not return_sequences:
+                return carry
+            return (*carry[:3], outputs_ta.write(i, tf.zeros_like(output)[None][:0]))
+
+        return (i + 1, end, *tf.cond(end > start, lambda: segment(i, start, end, *carry), skip))
+
+    _, _, output, state, captured, outputs_ta = tf.while_loop(
+        lambda i, *_: i < tf.size(ends),
+        body,
+        (tf.constant(0), tf.constant(0), initial_output, tuple(state), captured, outputs_ta),
+    )
+    sequences = outputs_ta.concat() if return_sequences else None
+    return RunResult(output, state, sequences, captured if capture_after is not None else None)
+
+
+def _segment(kernel, inputs, i, start, end, output, state, captured, outputs_ta, *, input_fn,
+             mask, capture_after, return_sequences, zero_output_for_mask):  # fmt: skip
+    """`fused_run`'s segment `i`, steps `start` to `end`: the kernel from
+    `output` and `state`, then the mask, the captures and the outputs."""
+    x = inputs[start:end]
+    new_output, new, sequences = kernel.run(
+        x if input_fn is None else input_fn(x), state, return_sequences
+    )
+    new = tuple(tf.cast(n, s.dtype) for n, s in zip(new, state))
+    new_output = tf.cast(new_output, output.dtype)
+    if mask is not None:  # Each example is read or masked throughout a segment.
+        keep = mask[start][:, None]
+        masked_output = tf.zeros_like(output) if zero_output_for_mask else output
+        new_output = tf.where(keep, new_output, masked_output)
+        new = tuple(tf.where(keep, n, s) for n, s in zip(new, state))
+        if return_sequences:
+            sequences = tf.where(keep[None], sequences, masked_output[None])
+    if capture_after is not None:
+        hit = tf.equal(capture_after, end - 1)[:, :, None]
+        captured = tuple(
+            tf.where(hit, n[:, None, :], c) for n, c in zip((new_output, *new), captured)
+        )
+    if return_sequences:
+        outputs_ta = outputs_ta.write(i, tf.cast(sequences, output.dtype))
+    return new_output, new, captured, outputs_ta
+
+
+def _segment_ends(steps, mask, capture_after, chunk):
+    """The steps where `fused_run`'s segments end, sorted, the last
+    `steps`; repeated ends make empty segments, which it skips."""
+    ends = [tf.reshape(steps, [1])]
+    if capture_after is not None:
+        ends.append(tf.reshape(tf.cast(capture_after, tf.int32), [-1]) + 1)
+    if mask is not None:
+        read = mask[:steps]
+        changes = tf.where(tf.reduce_any(tf.not_equal(read[1:], read[:-1]), axis=1))[:, 0] + 1
+        ends.append(tf.cast(changes, tf.int32))
+    if chunk is not None:
+        ends.append(tf.range(chunk, tf.maximum(steps, chunk), chunk))
+    return tf.sort(tf.clip_by_value(tf.concat(ends, 0), 0, steps))
 
 
 def scan(step, carry, inputs):

@@ -1,5 +1,5 @@
 """The recurrence on PyTorch: Python loops that read their inputs once, and
-PyTorch's fused kernels for Keras's own LSTM and GRU cells.
+the fused kernels' runs cut into segments.
 
 `keras.ops.scan` on PyTorch reads step `t` of its inputs as `x[t]`; the
 gradient of each such read is a zero tensor of the whole input's size with
@@ -10,15 +10,18 @@ gradient is the steps' gradients joined once: linear in the length. It
 runs the steps as `portable.py` does (the same values, bit for bit, for
 the same step).
 
-Keras's `LSTMCell` and `GRUCell` run through PyTorch's fused kernels
-instead where they apply (`torch_fused.py`): the loop runs what they do not.
+`fused_run` runs a fused kernel (`kernels.py`: cuDNN through Keras on a
+GPU, PyTorch's own on the CPU, `torch_fused.py`) over a run cut into
+segments that the kernel runs whole: ending where some example captures
+its state, where some example's mask changes, and every `_CHUNK` steps of
+a pass that reads its inputs through `input_fn`.
 """
 
 import keras
 import torch
 from keras.src.backend.torch.core import convert_to_tensor
 
-from keras_auxloss.backends import portable, torch_fused
+from keras_auxloss.backends import portable
 from keras_auxloss.backends.portable import (  # noqa: F401 (the same on PyTorch)
     assert_batch_size,
     assert_finite,
@@ -26,33 +29,25 @@ from keras_auxloss.backends.portable import (  # noqa: F401 (the same on PyTorch
     assert_token_ids,
 )
 from keras_auxloss.backends.run_result import RunResult
-from keras_auxloss.backends.torch_fused import Projected, as_tensor
 
 # The steps whose inputs a pass through `input_fn` computes at once: the
 # embedding lookup and projection of a chunk (8 MiB of float32 inputs at
 # batch 32 and 256 features), one matrix product for all its steps.
 _CHUNK = 256
+# A masked run whose mask changes at more than one step in this many takes
+# the loop rather than PyTorch's CPU kernel: the kernel would run too few
+# steps at a time.
+_MASK_CHANGES = 8
 # The dtypes `lstm_step` computes in with plain `torch` ops (Keras's
 # `matmul` on CPU computes float16 in float32: that goes through
 # `portable.lstm_step`).
 _PLAIN_DTYPES = (torch.float32, torch.bfloat16, torch.float64)
 
 
-def project(gates, inputs):
-    """`gates(inputs)`, deferred to where `run` or `lstm_step` reads it."""
-    return Projected(gates, inputs)
-
-
-def token_table(gates, embeddings):
-    """No table of every token's gates: a fused pass reads the embeddings
-    (and the loop projects `_CHUNK` steps at once)."""
-    return None
-
-
 def lstm_step(gates, state, recurrent_kernel):
     """`portable.lstm_step` in `torch` ops (the same values, without
     Keras's per-op conversions)."""
-    gates = gates.value() if isinstance(gates, Projected) else as_tensor(gates)
+    gates = as_tensor(gates)
     hidden, cell = (as_tensor(s) for s in state)
     kernel = convert_to_tensor(recurrent_kernel)  # A variable: read in its scope.
     dtype = gates.dtype
@@ -63,6 +58,11 @@ def lstm_step(gates, state, recurrent_kernel):
     cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
     hidden = torch.sigmoid(o) * torch.tanh(cell)
     return hidden, (hidden, cell)
+
+
+def as_tensor(x):
+    """`x` as a `torch.Tensor` (Keras's conversion only where it is not one)."""
+    return x if isinstance(x, torch.Tensor) else convert_to_tensor(x)
 
 
 def run(
@@ -77,13 +77,61 @@ def run(
     num_steps=None,
     return_sequences=False,
     zero_output_for_mask=False,
-    cell=None,
 ):
     """Runs one recurrent layer over time-major `inputs`, as a `RunResult`;
-    see `backends/tensorflow.py` for the arguments. `cell` is the Keras
-    cell `step` steps, if any: Keras's `LSTMCell` and `GRUCell` go through
-    PyTorch's fused kernel. `input_fn` may be given several steps at once
-    (`(steps, batch, ...)`)."""
+    see `backends/tensorflow.py` for the arguments. `input_fn` may be
+    given several steps at once (`(steps, batch, ...)`)."""
+    run, steps = _start(inputs, state, initial_output, input_fn, mask, capture_after, num_steps,
+                        return_sequences, zero_output_for_mask)  # fmt: skip
+    _run_loop(run, step, as_tensor(inputs), steps)
+    return run.result()
+
+
+def fused_run(
+    kernel,
+    inputs,
+    state,
+    initial_output,
+    *,
+    input_fn=None,
+    mask=None,
+    capture_after=None,
+    num_steps=None,
+    return_sequences=False,
+    zero_output_for_mask=False,
+):
+    """`run` through a fused `kernel` (`kernels.Kernel`) instead of a step:
+    the run cut into segments that the kernel runs whole, each from the
+    state the one before left. Raises `NotImplementedError`, having run
+    nothing, where the kernel refuses or, on PyTorch's CPU, where the mask
+    changes too often for its segments to pay."""
+    run, steps = _start(inputs, state, initial_output, input_fn, mask, capture_after, num_steps,
+                        return_sequences, zero_output_for_mask)  # fmt: skip
+    if steps == 0:
+        return run.result()
+    ends = {steps} | {t + 1 for t in run.capture_steps if 0 <= t < steps - 1}
+    if input_fn is not None:
+        ends |= set(range(_CHUNK, steps, _CHUNK))
+    mask = None if run.mask is None else run.mask[:steps]
+    if mask is not None:
+        changes = torch.nonzero(torch.any(mask[1:] != mask[:-1], dim=1))[:, 0] + 1
+        if kernel.name != "cudnn" and len(changes) * _MASK_CHANGES > steps:
+            raise NotImplementedError
+        ends |= set(changes.tolist())
+    ends = sorted(ends)
+    sizes = [end - start for start, end in zip([0, *ends], ends)]
+    start = 0
+    for piece, end in zip(run.inputs(as_tensor(inputs)[:steps], sizes), ends):
+        output, new, sequences = kernel.run(piece, run.state, return_sequences)
+        keep = None if mask is None else mask[start, :, None]
+        run.advance(as_tensor(output), [as_tensor(s) for s in new], sequences, keep, end - 1)
+        start = end
+    return run.result()
+
+
+def _start(inputs, state, initial_output, input_fn, mask, capture_after, num_steps,
+           return_sequences, zero_output_for_mask):  # fmt: skip
+    """`(run, steps)`: a `Run` and how many of the `inputs`' steps it runs."""
     run = Run(
         state=tuple(as_tensor(s) for s in state),
         output=as_tensor(initial_output),
@@ -93,16 +141,8 @@ def run(
         return_sequences=return_sequences,
         zero_output_for_mask=zero_output_for_mask,
     )
-    if isinstance(inputs, Projected) and input_fn is not None:
-        inputs = inputs.value()  # `input_fn` reads the gates.
-    length = (inputs.inputs if isinstance(inputs, Projected) else inputs).shape[0]
-    steps = length if num_steps is None else min(int(num_steps), length)
-    if cell is not None and steps > 0 and torch_fused.is_fused_cell(cell):
-        if torch_fused.run_fused(run, cell, inputs, steps, _CHUNK):
-            return run.result()
-    inputs = inputs.value() if isinstance(inputs, Projected) else as_tensor(inputs)
-    _run_loop(run, step, inputs, steps)
-    return run.result()
+    length = inputs.shape[0]
+    return run, length if num_steps is None else min(int(num_steps), length)
 
 
 class Run:
@@ -181,8 +221,7 @@ def _run_loop(run, step, inputs, steps):
         keeps = torch.unbind(run.mask[:steps, :, None], 0)
     t = 0
     for chunk in run.inputs(inputs[:steps], chunks):
-        chunk = chunk.value() if isinstance(chunk, Projected) else as_tensor(chunk)
-        for x in torch.unbind(chunk, 0):
+        for x in torch.unbind(as_tensor(chunk), 0):
             output, state = step(x, run.state)
             run.advance(output, state, None, keeps[t], t)
             t += 1

@@ -38,11 +38,6 @@ SIMPLE_RNN = ["AuxLossRNN(SimpleRNNCell)"]
 LSTMS = ["AuxLossLSTM", "AuxLossRNN(LSTMCell)"]
 GRUS = ["AuxLossGRU", "AuxLossRNN(GRUCell)"]
 
-NO_USE_CUDNN = (
-    "our layers take no `use_cudnn` (they run their own loop over time, never "
-    "cuDNN): `AuxLossLSTM(1, use_cudnn=True)` raises 'Unrecognized keyword arguments'"
-)
-
 
 def sub_case(name, names):
     """A Keras sub-case's parameters, one per flavour in `names`."""
@@ -309,13 +304,20 @@ def test_output_shape(subject, case, flavor, return_state, merge_modes):
 )
 def test_keeps_use_cudnn(subject, case, flavor, sub_case):
     if sub_case == "use_cudnn":
-        pytest.skip(f"keeping `use_cudnn` if the layer has it: {NO_USE_CUDNN}")
-    # Otherwise ignore it: Keras's case for SimpleRNN, which holds for each
-    # of our layers (none has `use_cudnn`).
+        # Keep use_cudnn if the layer has it (Keras's GRU and LSTM).
+        for use_cudnn in [True, False, "auto"]:
+            rnn = subject.layer(1, (None, 2, 1), use_cudnn=use_cudnn)
+            bidi = layers.Bidirectional(rnn)
+            case.assertEqual(bidi.forward_layer.use_cudnn, use_cudnn)
+            case.assertEqual(bidi.backward_layer.use_cudnn, use_cudnn)
+        return
+    # Adapted: Keras's SimpleRNN has no `use_cudnn`, so Bidirectional adds
+    # none; every one of our layers has it (AuxLossRNN for any cell, cuDNN
+    # serving Keras's LSTM and GRU cells only), and the copies keep its default.
     rnn = subject.layer(1, (None, 2, 1))
     bidi = layers.Bidirectional(rnn)
-    case.assertFalse(hasattr(bidi.forward_layer, "use_cudnn"))
-    case.assertFalse(hasattr(bidi.backward_layer, "use_cudnn"))
+    case.assertEqual(bidi.forward_layer.use_cudnn, "auto")
+    case.assertEqual(bidi.backward_layer.use_cudnn, "auto")
 
 
 def needs_fused_path():
@@ -337,13 +339,15 @@ def needs_fused_path():
 )
 def test_fused_lstm_eligibility(subject, case, flavor, sub_case):
     needs_fused_path()
-    if sub_case == "use_cudnn_false":
-        pytest.skip(f"`use_cudnn=False` disables the fast path: {NO_USE_CUDNN}")
     kwargs = {"dropout": 0.1} if sub_case == "dropout" else {}
+    if sub_case == "use_cudnn_false":
+        kwargs = {"use_cudnn": False}
     bidi = layers.Bidirectional(subject.layer(4, (None, 5, 3), **kwargs))
     bidi.build((None, 5, 3))
     # Adapted: Keras asserts True for LSTM(4, use_cudnn="auto") without a
-    # mask; ours must never be eligible, whatever the case.
+    # mask; ours must never be eligible, whatever the case (Bidirectional's
+    # fused path is for Keras's own LSTM; each of our copies runs its own
+    # kernels, `use_cudnn` included).
     if sub_case == "mask":
         mask = np.ones((2, 5), dtype="bool")
         case.assertFalse(bidi._can_attempt_fused_lstm(mask=mask))

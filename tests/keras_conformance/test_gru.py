@@ -5,8 +5,8 @@ training, where Keras's expected values must hold too.
 
 Each Keras test is one test here, its sub-cases (one layer each in Keras)
 its parameters; Keras's expected numbers and tolerances are copied verbatim.
-Not ported: `test_torch_cudnn_dispatch_fires`, which checks that Keras's own
-GRU reaches cuDNN on PyTorch with CUDA (our layers run their own loop).
+`test_torch_cudnn_dispatch_fires` checks that our layers reach cuDNN (Keras's
+`torch._VF.gru`) on PyTorch with CUDA, and skips without it, as Keras's does.
 """
 
 import keras
@@ -338,3 +338,43 @@ def test_stateful_with_symbolic_batch_size(subject, case):
 
     y = f(x_concrete)
     case.assertEqual(y.shape, (2, 5))
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="Guards the torch-backend cuDNN dispatch path.",
+)
+def test_torch_cudnn_dispatch_fires(subject, case):
+    # The cuDNN path is Keras's `keras.src.backend.torch.rnn.gru`, which our
+    # layers call through `kernels.py` on CUDA: that `torch._VF.gru` is
+    # actually invoked, so that a run quietly on the loop fails loudly.
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("Requires a CUDA device.")
+
+    from unittest import mock
+
+    x = torch.randn(4, 6, 5, device="cuda")
+    layer = subject.layer(8, (4, 6, 5), return_sequences=True)
+    subject.call(layer, x)  # build on cuda
+
+    real_vf_gru = torch._VF.gru
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(True)
+        return real_vf_gru(*args, **kwargs)
+
+    with mock.patch.object(torch._VF, "gru", side_effect=spy):
+        _ = subject.call(layer, x)
+
+    case.assertGreaterEqual(
+        len(calls),
+        1,
+        msg=(
+            "torch._VF.gru was never invoked; cuDNN dispatch is silently "
+            "inactive and every call is routing through the pure-torch "
+            "fallback."
+        ),
+    )
