@@ -25,7 +25,7 @@ network, the decoder and the carried state), `aux_loss_lstm.py`,
 `aux_loss_gru.py` and `keras_cell_layer.py` (the layers on Keras's LSTM and
 GRU cells, sized by `units`); `linear_recurrent_unit_cell.py`
 (`LinearRecurrentUnitCell`, a cell of the package's own with a long memory,
-for `AuxLossRNN` or `keras.layers.RNN`) and `linear_recurrent_scan.py` (its
+for `AuxLossRNN` or `keras.layers.RNN`) and `linear_recurrent_unit_kernel.py` (its
 kernel, the matrix products out of the loop); `arguments.py` (every argument's
 name, default, check and documentation, once); `documentation.py` (the
 `Args:` sections made from them); `seeds.py` (the seeds of the layer's random

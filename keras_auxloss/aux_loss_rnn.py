@@ -252,8 +252,8 @@ class AuxLossRNN(keras.layers.Layer):
         if self.stateful:
             self._create_state_variables(input_shape[0])
         self.decoder = None if self.aux_loss is None else self._build_decoder(input_dim)
-        if kernels.uses_cudnn(self._runners()):
-            self.supports_jit = False  # cuDNN's ops do not compile with XLA, as in Keras's LSTM.
+        if not kernels.compiles_with_xla(self._runners()):
+            self.supports_jit = False
 
     def _input_dim(self, input_shape):
         return feature_size(

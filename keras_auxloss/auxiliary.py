@@ -201,7 +201,7 @@ class AuxiliaryDecoder:
             return ops.cast(sampled, true_ids.dtype), new_states, logits
 
         for i, runner in enumerate(self.runners):
-            runner.stepped(f"decoder layer {i}", "it is fed its own samples step by step")
+            runner.take_the_loop(f"decoder layer {i}", "it is fed its own samples step by step")
         initial_logits = ops.zeros((batch, vocab_size), self.head_output.compute_dtype)
         _, _, logits = current.scan(
             step, (ids[0], states, initial_logits), (ids, feed_sample, noise, dropout_mask)

@@ -101,7 +101,7 @@ class CellRunner:
         the fused kernel would have read."""
         return inputs, input_fn
 
-    def stepped(self, name, reason):
+    def take_the_loop(self, name, reason):
         """Records that the run `name` takes the loop, because of `reason`;
         with `use_cudnn=True`, raises a `ValueError` that says so instead."""
         if self.use_cudnn is True:
@@ -150,7 +150,7 @@ class CellRunner:
                     return result
                 except NotImplementedError as refused:
                     reason = str(refused) or f"the {self.kernel.name} kernel refused it"
-            self.stepped(name, reason)
+            self.take_the_loop(name, reason)
             inputs, input_fn = self.loop_inputs(inputs, input_fn)
             step = functools.partial(self.step, training=True) if dropping else self.step
             return current.run(
@@ -199,7 +199,7 @@ def runner_for(cell, compute_dtype, use_cudnn="auto"):
     default equations that computes in `compute_dtype` (the owning layer's,
     whose scope casts the cell's weights) and drops at most its inputs with
     one mask, the generic runner for any other cell."""
-    kernel, refusal = kernels.kernel_for(cell, use_cudnn)
+    kernel, refusal = kernels.kernel_for(cell, use_cudnn, compute_dtype)
     options = dict(use_cudnn=use_cudnn, refusal=refusal)
     lstm = keras.layers.LSTMCell
     if (

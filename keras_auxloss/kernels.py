@@ -13,9 +13,9 @@ package's long-memory cell:
   PyTorch, as `keras.layers.LSTM(use_cudnn="auto")` runs them;
 - `"onednn"`: PyTorch's own kernels (`torch._VF.lstm`, `gru`: oneDNN's
   on a CPU), where PyTorch's cuDNN does not run (`backends/torch_fused.py`);
-- `"scan"`: the package's `LinearRecurrentUnitCell`, its linear recurrence
-  computed in parallel over time (`linear_recurrent_scan.py`), on every
-  backend and device;
+- `"lru"`: the package's `LinearRecurrentUnitCell`, its matrix products
+  taken out of the loop and only its elementwise linear recurrence stepped
+  (`linear_recurrent_unit_kernel.py`), on every backend and device;
 - `"loop"`: the loop, everywhere else: on TensorFlow's and JAX's CPU, for
   other cells, with recurrent dropout, and on JAX for runs cut at steps
   known only at run time (its shapes are static).
@@ -38,7 +38,7 @@ import keras
 from absl import logging
 from keras import ops
 
-from keras_auxloss import linear_recurrent_scan
+from keras_auxloss import linear_recurrent_unit_kernel
 from keras_auxloss.linear_recurrent_unit_cell import LinearRecurrentUnitCell
 
 CHOICES = ("fused", "loop")
@@ -61,7 +61,7 @@ def set_kernel(name):
     """Chooses what runs a run that cuDNN does not (`use_cudnn`) for the
     layers built afterwards: `"fused"` (the default) the package's other
     kernels, PyTorch's own for Keras's LSTM and GRU cells on its CPU and
-    the `LinearRecurrentUnitCell`'s `"scan"`; `"loop"` the loop."""
+    the `LinearRecurrentUnitCell`'s `"lru"`; `"loop"` the loop."""
     global _choice
     if name not in CHOICES:
         raise ValueError(
@@ -105,11 +105,16 @@ class Choice(NamedTuple):
     refusal: str | None
 
 
-def kernel_for(cell, use_cudnn="auto"):
+def kernel_for(cell, use_cudnn="auto", compute_dtype=None):
     """The `Choice` of kernel for `cell`, as `use_cudnn` asks (Keras's
     meaning: `"auto"` cuDNN where it serves, `True` cuDNN or an error,
-    `False` never cuDNN)."""
+    `False` never cuDNN), for a layer that computes in `compute_dtype`
+    (whose scope casts the weights of Keras's cells as they are read; the
+    cell's own if `None`)."""
     kind = cell_kind(cell)
+    if kind is not None and compute_dtype not in (None, cell.compute_dtype):
+        reason = f"the cell computes in {cell.compute_dtype}, its layer in {compute_dtype}"
+        return Choice(None, reason if use_cudnn is True else None)
     reason = cudnn_refusal(cell, kind)
     if use_cudnn is not False and reason is None:
         return Choice(Kernel("cudnn", functools.partial(keras_kernel, cell, kind)), None)
@@ -117,13 +122,23 @@ def kernel_for(cell, use_cudnn="auto"):
         return Choice(None, reason)
     if kernel_choice() == "loop":
         return Choice(None, None)
-    if kind is not None and keras.backend.backend() == "torch":
+    if kind is not None and keras.backend.backend() == "torch" and not _cuda():
         from keras_auxloss.backends import torch_fused
 
         return Choice(Kernel("onednn", functools.partial(torch_fused.run, cell, kind)), None)
-    if isinstance(cell, LinearRecurrentUnitCell):
-        return Choice(Kernel("scan", functools.partial(linear_recurrent_scan.run, cell)), None)
+    if type(cell) is LinearRecurrentUnitCell:  # A subclass may change its equations.
+        return Choice(
+            Kernel("lru", functools.partial(linear_recurrent_unit_kernel.run, cell)), None
+        )
     return Choice(None, None)
+
+
+def _cuda():
+    """Whether PyTorch puts Keras's tensors on a GPU (where its own kernels
+    would run cuDNN)."""
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def cudnn_refusal(cell, kind):
@@ -177,9 +192,12 @@ def used(runners):
     return {name: kernel for runner in runners for name, kernel in runner.kernels_used.items()}
 
 
-def uses_cudnn(runners):
-    """Whether any of `runners` has cuDNN for its kernel."""
-    return any(r.kernel is not None and r.kernel.name == "cudnn" for r in runners)
+def compiles_with_xla(runners):
+    """Whether the runs of `runners` compile with XLA: not on TensorFlow
+    with a kernel (cuDNN's ops do not compile, as Keras's LSTM says with
+    `supports_jit`, nor do segments of lengths known only at run time)."""
+    has_kernel = any(r.kernel is not None for r in runners)
+    return not (keras.backend.backend() == "tensorflow" and has_kernel)
 
 
 def log_new(owner, runners):

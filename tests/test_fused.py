@@ -203,7 +203,7 @@ def test_a_training_call_gives_the_loops_values_and_gradients(cudnn, kind, case)
         if BACKEND == "jax" and kind == "gru" and name in main_runs:
             expected = "loop"  # JAX has no cuDNN GRU; the decoder's other layers are LSTMs.
         if kind == "lru" and name in main_runs:
-            expected = "loop" if BACKEND == "jax" and cut else "scan"
+            expected = "loop" if BACKEND == "jax" and cut else "lru"
         assert kernel == expected, (name, used)
 
 
@@ -383,3 +383,43 @@ def test_use_cudnn_is_saved_and_kept_by_older_files(tmp_path):
     config = layer.get_config()
     del config["use_cudnn"]  # As 0.3.0 saved it.
     assert AuxLossGRU.from_config(config).use_cudnn == "auto"
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_the_lru_kernel_gives_the_loops_values_in_mixed_precision(policy):
+    """Under a float16 or bfloat16 policy the cell keeps its state in the
+    compute dtype; the kernel rounds it there at every step as the loop
+    does, so training changes no value and the two agree."""
+    keras.mixed_precision.set_global_policy(policy)  # Reset by conftest.py.
+    x = tokens()
+    outputs = {}
+    for choice in ("fused", "loop"):
+        with only_the_loop() if choice == "loop" else contextlib.nullcontext():
+            keras.utils.set_random_seed(0)
+            layer = make_layer("lru", "auto", vocab_size=VOCAB, return_sequences=True)
+            layer(x[:, :20])
+            fix_window_starts(layer, STARTS)
+            training = as_numpy(layer(x, training=True)).astype("float32")
+            inference = as_numpy(layer(x)).astype("float32")
+        np.testing.assert_array_equal(training, inference)
+        outputs[choice] = inference
+        assert layer.kernels_used["inference"] == ("loop" if choice == "loop" else "lru")
+    np.testing.assert_allclose(
+        outputs["fused"], outputs["loop"], atol=2e-2 if "b" in policy else 2e-3
+    )
+
+
+def test_a_cell_in_another_dtype_than_its_layer_takes_the_loop():
+    """Keras's cell read in its layer's scope would hand the kernel weights
+    in another dtype than its state: the loop runs it, as the loop runs a
+    cell whose dtype is not its layer's (`use_cudnn=True` says so)."""
+    x = tokens()
+    with reference_cudnn():
+        layer = AuxLossRNN(keras.layers.LSTMCell(6), dtype="mixed_float16", **SHORT)
+        layer(x)
+        assert layer.kernels_used == {"inference": "loop"}
+        strict = AuxLossRNN(
+            keras.layers.LSTMCell(6), dtype="mixed_float16", use_cudnn=True, **SHORT
+        )
+        with pytest.raises(ValueError, match="the cell computes in float32, its layer in float16"):
+            strict(x)

@@ -97,7 +97,8 @@ def fused_run(kernel, inputs, state, initial_output, *, input_fn=None, mask=None
     ):
         raise NotImplementedError(
             "JAX's shapes are static, so it cannot cut a run at steps known only at run time "
-            "(a capture, a change of mask, a pass read in chunks)"
+            "(captures, changes of mask, a number of steps) nor read a pass's inputs a chunk at "
+            "a time"
         )
     output, state, sequences = kernel.run(inputs, tuple(state), return_sequences)
     return RunResult(output, tuple(state), sequences, None)

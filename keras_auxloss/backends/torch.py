@@ -123,8 +123,12 @@ def fused_run(
     start = 0
     for piece, end in zip(run.inputs(as_tensor(inputs)[:steps], sizes), ends):
         output, new, sequences = kernel.run(piece, run.state, return_sequences)
+        output = as_tensor(output).to(run.output.dtype)
+        new = [as_tensor(n).to(s.dtype) for n, s in zip(new, run.state)]
+        if sequences is not None:
+            sequences = as_tensor(sequences).to(run.output.dtype)
         keep = None if mask is None else mask[start, :, None]
-        run.advance(as_tensor(output), [as_tensor(s) for s in new], sequences, keep, end - 1)
+        run.advance(output, new, sequences, keep, end - 1)
         start = end
     return run.result()
 

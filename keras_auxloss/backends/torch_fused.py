@@ -17,10 +17,11 @@ _FUSED_DTYPES = (torch.float32, torch.bfloat16)
 def run(cell, kind, inputs, state, return_sequences):
     """`kernels.Kernel.run` for a Keras `LSTMCell` (`kind` `"lstm"`) or
     `GRUCell` (`"gru"`) over time-major `inputs`; raises
-    `NotImplementedError` unless the state and the weights are all in one
-    dtype that the kernels take (under mixed precision the loop runs)."""
+    `NotImplementedError` unless the state and the weights (as the layer's
+    scope reads them) are all in the cell's compute dtype, float32 or
+    bfloat16 (under `mixed_float16` the loop runs), and on a GPU."""
     state = tuple(convert_to_tensor(s) for s in state)
-    if state[0].device.type != "cpu":
+    if state[0].is_cuda:
         raise NotImplementedError("PyTorch's own kernels run cuDNN on a GPU (use_cudnn=False)")
     names = ("kernel", "recurrent_kernel") + (("bias",) if cell.use_bias else ())
     weights = [convert_to_tensor(getattr(cell, name)) for name in names]

@@ -1,4 +1,4 @@
-"""The `LinearRecurrentUnitCell`'s kernel (`kernels.py`'s `"scan"`): a run
+"""The `LinearRecurrentUnitCell`'s kernel (`kernels.py`'s `"lru"`): a run
 of the cell over time with its matrix products taken out of the loop.
 
 The cell's state follows a linear recurrence, `x_t = lambda * x_{t-1} +
@@ -10,10 +10,10 @@ one product, steps only the elementwise recurrence (`current.run`, or
 in one product where every output is wanted, else the last step alone. The
 loop steps the cell's `call`, seven matrix products a step.
 
-Measured on TensorFlow's CPU (docs/results.md), this elementwise loop was
-faster than the recurrence computed in parallel over time, by powers of
-`lambda` within chunks or by doubling (Hillis and Steele): on a CPU each
-step's cost is the loop's own, not its arithmetic. The values are the
+Measured on TensorFlow's CPU (`python -m benchmarks.lru_kernel
+--recurrence`), this elementwise loop was faster than the recurrence
+computed in parallel over time by powers of `lambda` within chunks: on a
+CPU a step's cost is the loop's own more than its arithmetic. The values are the
 loop's to float rounding (bit for bit on TensorFlow's CPU).
 """
 
@@ -31,6 +31,7 @@ def run(cell, inputs, state, return_sequences):
     lambda_re, lambda_im, gamma = cell.eigenvalues()
     b = ops.concatenate(cell.inputs_to_state(u, gamma), axis=-1)  # (time, batch, 2 * state)
     size = ops.shape(state[0])[-1]
+    compute = cell.compute_dtype
 
     def step(b_t, x):
         real, imaginary = x
@@ -38,9 +39,10 @@ def run(cell, inputs, state, return_sequences):
             lambda_re * real - lambda_im * imaginary + b_t[:, :size],
             lambda_re * imaginary + lambda_im * real + b_t[:, size:],
         )
+        if compute != u.dtype:  # The cell keeps its state in the compute dtype.
+            real, imaginary = (ops.cast(ops.cast(s, compute), u.dtype) for s in (real, imaginary))
         return real, (real, imaginary)
 
-    compute = cell.compute_dtype
     if not return_sequences:
         final = current.run(step, b, state, state[0]).state
         output = cell.readout(final[0], final[1], u[-1])
