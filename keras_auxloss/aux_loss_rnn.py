@@ -224,7 +224,8 @@ class AuxLossRNN(keras.layers.Layer):
         on TensorFlow and JAX): a dict from the run (`"inference"`,
         `"capture pass"`, `"supervised window"`, `"anchor windows"`,
         `"decoder layer 0"`, ...) to `"cudnn"`, `"onednn"` (PyTorch's CPU
-        kernel) or `"loop"`; empty before the layer first runs. The layer
+        kernel), `"lru"` (`LinearRecurrentUnitCell`'s) or `"loop"`; empty
+        before the layer first runs. The layer
         also logs it (`absl.logging`, at INFO) the first time it sees each."""
         return kernels.used(self._runners()) if self.built else {}
 
