@@ -16,8 +16,10 @@
 # where pip reaches PyPI, from the repository's root:
 #
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#         --implementation cp --platform manylinux_2_17_x86_64 -d .whl \
-#         keras==3.15.1 optree==0.17.0 namex==0.1.0
+#         --implementation cp --platform manylinux_2_27_x86_64 \
+#         --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1 optree==0.20.0 namex==0.1.0
+#
+# (2.8 MB; `.whl/` is ignored by git.)
 #
 # Then, on the GPU machine, from the repository's root (with `.whl`):
 #

@@ -401,9 +401,16 @@ def test_the_lru_kernel_gives_the_loops_values_in_mixed_precision(policy):
             fix_window_starts(layer, STARTS)
             training = as_numpy(layer(x, training=True)).astype("float32")
             inference = as_numpy(layer(x)).astype("float32")
-        np.testing.assert_array_equal(training, inference)
+        if BACKEND == "jax" and choice == "fused":
+            # JAX's inference pass takes the loop, its supervised window the
+            # kernel: the readout's products, made a step or a window at a
+            # time, round differently in the compute dtype.
+            np.testing.assert_allclose(training, inference, rtol=2e-2, atol=1e-4)
+        else:
+            np.testing.assert_array_equal(training, inference)
         outputs[choice] = inference
-        assert layer.kernels_used["inference"] == ("loop" if choice == "loop" else "lru")
+        fused_inference = choice == "fused" and BACKEND != "jax"  # JAX's pass is cut.
+        assert layer.kernels_used["inference"] == ("lru" if fused_inference else "loop")
     np.testing.assert_allclose(
         outputs["fused"], outputs["loop"], atol=2e-2 if "b" in policy else 2e-3
     )
