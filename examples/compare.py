@@ -35,7 +35,10 @@ and `pip install --no-deps keras-tcn==3.5.7` (it requires
 `tensorflow-macos`).
 
 The truncated layers' settings per length (`bptt`, `aux_length`, one
-anchor, `aux_weight` 5) are in `TRUNCATION`; the LRU's in `LRU_SETTINGS`.
+anchor, `aux_weight` 5) are in `TRUNCATION`; `--num_anchors` shares a
+length's reconstructed tokens among several anchors (4 x 25 for 1 x 100)
+and `--aux_weight` weighs the auxiliary loss; the LRU's settings are the
+`--lru_*` flags.
 `--evaluate_on=validation` trains on 3,500 digits and scores 500 held out
 from the training digits (for choosing settings); `test` trains on 4,000
 and scores the 1,000 test digits. `--output` receives a JSON: the accuracy,
@@ -97,6 +100,15 @@ flags.DEFINE_integer("lru_state_dim", None, "LRU: complex state units (default: 
 flags.DEFINE_float(
     "lru_timescales", 1.0, "LRU: the longest timescale at initialisation, in lengths."
 )
+flags.DEFINE_integer(
+    "num_anchors",
+    1,
+    "The package's layers: anchors a sequence (aux_length as TRUNCATION's "
+    "divided by it unless --aux_length).",
+    lower_bound=1,
+)
+flags.DEFINE_integer("aux_length", None, "The package's layers: steps an anchor reconstructs.")
+flags.DEFINE_float("aux_weight", AUX_WEIGHT, "The package's layers: the auxiliary loss's weight.")
 flags.DEFINE_integer("threads", 1, "TensorFlow's intra- and inter-op threads.")
 flags.DEFINE_string("output", None, "Where the result's JSON goes.")
 flags.mark_flag_as_required("model")
@@ -125,6 +137,13 @@ def resized(pixels: np.ndarray, size: int) -> np.ndarray:
     images = tf.image.resize(images, (size, size), antialias=True)
     tokens = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
     return tf.reshape(tokens, (-1, size * size)).numpy()
+
+
+def truncation(length: int) -> tuple[int, int]:
+    """`(bptt, aux_length)` of the package's layers at `length`: TRUNCATION's,
+    its tokens shared among `--num_anchors` anchors unless `--aux_length`."""
+    bptt, aux_length = TRUNCATION[length]
+    return bptt, FLAGS.aux_length or max(2, aux_length // FLAGS.num_anchors)
 
 
 def tcn_dilations(length: int) -> list[int]:
@@ -162,13 +181,14 @@ def recurrent_layer(model: str, length: int, seed: int) -> keras.layers.Layer:
     """The model's layer on int tokens `(batch, length)`: the package's layers
     embed the tokens themselves; the others get a `keras.Sequential` with an
     embedding first."""
-    bptt, aux_length = TRUNCATION[length]
+    bptt, aux_length = truncation(length)
     ours = dict(
         vocab_size=input_pipeline.BYTE_VOCAB_SIZE,
         embedding_dim=EMBEDDING,
         bptt=bptt,
         aux_length=aux_length,
-        aux_weight=AUX_WEIGHT,
+        aux_weight=FLAGS.aux_weight,
+        num_anchors=FLAGS.num_anchors,
         seed=seed,
     )
     aux = None if model in ("lstm", "lru") else "reconstruct"
@@ -261,8 +281,9 @@ def run(model: str, length: int, seed: int) -> dict:
         parameters=int(network.count_params()),
         train_accuracy=[float(a) for a in history.history["accuracy"]],
         settings=dict(
-            truncation=TRUNCATION[length],
-            aux_weight=AUX_WEIGHT,
+            truncation=truncation(length),
+            num_anchors=FLAGS.num_anchors,
+            aux_weight=FLAGS.aux_weight,
             lru_r_min=FLAGS.lru_r_min,
             lru_max_phase=FLAGS.lru_max_phase,
             lru_state_dim=FLAGS.lru_state_dim,

@@ -28,23 +28,29 @@ flags.mark_flag_as_required("results")
 
 
 def label(result: dict) -> str:
-    """The model's name, with the LRU's settings where they are not the
-    cell's defaults (`r-lru (r_min 0.99, state 128)`)."""
-    if "lru" not in result["model"] or "lmu" in result["model"]:
-        return result["model"]
-    settings = result["settings"]
-    given = [
-        f"r_min {settings['lru_r_min']:g}" if settings["lru_r_min"] != 0.9 else "",
-        f"state {settings['lru_state_dim']}" if settings["lru_state_dim"] else "",
-        f"max_phase {settings['lru_max_phase']:.3g}"
-        if abs(settings["lru_max_phase"] - 2 * math.pi) > 1e-6
-        else "",
-        f"timescales x{settings['lru_timescales']:g}"
-        if settings.get("lru_timescales", 1.0) != 1.0
-        else "",
-    ]
+    """The model's name, with the settings of the package's layers where
+    they are not the comparison's defaults (`r-lru (r_min 0.99, state 128)`,
+    `r-lstm (4 x 25)`)."""
+    settings, model = result["settings"], result["model"]
+    ours = model in ("lstm", "r-lstm", "lru", "r-lru", "lru-full-bp", "r-lmu-cell")
+    given = []
+    if ours and settings.get("num_anchors", 1) != 1:
+        given.append(f"{settings['num_anchors']} x {settings['truncation'][1]}")
+    if ours and settings.get("aux_weight", 5.0) != 5.0:
+        given.append(f"weight {settings['aux_weight']:g}")
+    if "lru" in model:
+        given += [
+            f"r_min {settings['lru_r_min']:g}" if settings["lru_r_min"] != 0.9 else "",
+            f"state {settings['lru_state_dim']}" if settings["lru_state_dim"] else "",
+            f"max_phase {settings['lru_max_phase']:.3g}"
+            if abs(settings["lru_max_phase"] - 2 * math.pi) > 1e-6
+            else "",
+            f"timescales x{settings['lru_timescales']:g}"
+            if settings.get("lru_timescales", 1.0) != 1.0
+            else "",
+        ]
     given = [text for text in given if text]
-    return f"{result['model']} ({', '.join(given)})" if given else result["model"]
+    return f"{model} ({', '.join(given)})" if given else model
 
 
 def read_results(folder: str) -> dict:
