@@ -138,8 +138,13 @@ class HostMean(keras.metrics.Metric):
         jax.experimental.io_callback(self._add, None, values, weight, ordered=_ordered())
 
     def _add(self, values, weight):
-        self._total += float(np.sum(np.asarray(values, np.float64) * weight))
-        self._weight += float(np.sum(np.broadcast_to(weight, np.shape(values))))
+        # NumPy only: a JAX operation inside a callback can wait forever on
+        # the CPU's threads that run the program calling back (values and
+        # weight may arrive as JAX arrays).
+        values = np.asarray(values, np.float64)
+        weight = np.asarray(weight, np.float64)
+        self._total += float(np.sum(values * weight))
+        self._weight += float(np.sum(np.broadcast_to(weight, values.shape)))
 
     def _mean(self):
         return np.asarray(self._total / self._weight if self._weight else 0.0, "float32")

@@ -167,3 +167,21 @@ def test_scheduled_sampling_trains():
     compile_classifier(model)
     history = model.fit(x, y, epochs=4, batch_size=32, verbose=0).history
     assert history["aux_loss"][-1] < history["aux_loss"][0]
+
+
+@pytest.mark.any_backend
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's host-side mean only")
+def test_the_jax_loss_tracker_runs_no_jax_operation_in_its_callback():
+    """On JAX the auxiliary loss reaches the logs through an `io_callback`;
+    a JAX operation inside it can wait forever on the CPU threads running
+    the program that called back (a fit that hangs). Any JAX operation on a
+    NumPy value moves it to the device, which the guard refuses."""
+    import jax
+
+    from keras_auxloss.loss_tracker import loss_tracker
+
+    tracker = loss_tracker("aux_loss")
+    values, weight = jax.numpy.array([1.0, 3.0]), jax.numpy.array(2.0)
+    with jax.transfer_guard("disallow"):
+        tracker._add(values, weight)
+    np.testing.assert_allclose(tracker._mean(), 2.0)
