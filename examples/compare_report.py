@@ -1,12 +1,13 @@
-r"""The table and plot of `compare.py`'s results: every JSON under
-`--results`, grouped by model and length, as a Markdown table (accuracy
-mean ± standard deviation over seeds, seconds per epoch and peak memory,
-their medians: the process's peak and what `fit` added to it) and, with
-`--plot`, accuracy and peak memory (`--panels`) against the length, one
-line per model:
+r"""The table and plot of `compare.py`'s results: every JSON under the
+folders of `--results` (a comma-separated list), grouped by model and
+length, as a Markdown table (accuracy mean ± standard deviation over
+seeds, seconds per epoch and peak memory, their medians: the process's
+peak and what `fit` added to it) and, with `--plot`, accuracy and peak
+memory (`--panels`) against the length, one line per model:
 
-    python -m examples.compare_report --results=examples/results/compare/test \
-        --plot=docs/compare.png
+    python -m examples.compare_report \
+        --results=examples/results/compare/test,examples/results/compare/test784 \
+        --plot=docs/figures/compare-accuracy.png
 """
 
 import collections
@@ -19,7 +20,9 @@ import numpy as np
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("results", None, "Folder of compare.py's JSON files (searched recursively).")
+flags.DEFINE_list(
+    "results", None, "Folders of compare.py's JSON files (each searched recursively)."
+)
 flags.DEFINE_string("plot", None, "Where the plot goes (a PNG); no plot without it.")
 flags.DEFINE_list(
     "panels", ["accuracy", "memory"], "The plot's panels: accuracy, memory, growth, seconds."
@@ -53,10 +56,15 @@ def label(result: dict) -> str:
     return f"{model} ({', '.join(given)})" if given else model
 
 
-def read_results(folder: str) -> dict:
+def read_results(folders: list[str]) -> dict:
     """`{(label, length): [result, ...]}`, results sorted by seed."""
     groups = collections.defaultdict(list)
-    for path in sorted(glob.glob(os.path.join(folder, "**", "*.json"), recursive=True)):
+    paths = [
+        path
+        for folder in folders
+        for path in sorted(glob.glob(os.path.join(folder, "**", "*.json"), recursive=True))
+    ]
+    for path in paths:
         with open(path) as file:
             result = json.load(file)
         groups[label(result), result["length"]].append(result)

@@ -19,7 +19,8 @@ def run_module(*args):
 
 
 def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
-    output = tmp_path / "r-lru.json"
+    (tmp_path / "first").mkdir()
+    output = tmp_path / "first" / "r-lru.json"
     run_module(
         "examples.compare", "--model=r-lru", "--length=196", "--epochs=1", "--train_digits=64",
         "--held_out_digits=32", "--num_anchors=4", "--lru_state_dim=16", f"--output={output}",
@@ -32,5 +33,11 @@ def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
     assert result["settings"]["truncation"] == [20, 25]
     assert result["settings"]["num_anchors"] == 4 and result["settings"]["aux_weight"] == 5.0
     assert "cores" in result["cpu"]
-    table = run_module("examples.compare_report", f"--results={tmp_path}")
+    table = run_module("examples.compare_report", f"--results={output.parent}")
     assert "| r-lru (4 x 25, state 16) | 196 | 1 |" in table
+    # Several folders: their runs are pooled (here the same run twice).
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "r-lru.json").write_text(output.read_text())
+    table = run_module("examples.compare_report", f"--results={output.parent},{again}")
+    assert "| r-lru (4 x 25, state 16) | 196 | 2 |" in table
