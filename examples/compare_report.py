@@ -72,6 +72,13 @@ def read_results(folders: list[str]) -> dict:
 
 
 def summary(runs: list[dict]) -> dict:
+    budgets = sorted({(run["epochs"], run["train_digits"]) for run in runs})
+    if len(budgets) > 1:
+        raise ValueError(
+            f"The runs of {label(runs[0])} at {runs[0]['length']} steps have different "
+            f"budgets (epochs x digits: {', '.join(f'{e} x {d}' for e, d in budgets)}); "
+            "pass the folders of one budget to --results."
+        )
     accuracies = np.array([run["accuracy"] for run in runs])
     return dict(
         seeds=len(runs),

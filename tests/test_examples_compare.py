@@ -41,3 +41,12 @@ def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
     (again / "r-lru.json").write_text(output.read_text())
     table = run_module("examples.compare_report", f"--results={output.parent},{again}")
     assert "| r-lru (4 x 25, state 16) | 196 | 2 |" in table
+    # Runs of one model and length on different budgets are not pooled.
+    result["epochs"] = 2
+    (again / "r-lru.json").write_text(json.dumps(result))
+    report = subprocess.run(
+        [sys.executable, "-m", "examples.compare_report", f"--results={output.parent},{again}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert report.returncode != 0
+    assert "different budgets (epochs x digits: 1 x 64, 2 x 64)" in report.stderr
