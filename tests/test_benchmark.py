@@ -5,6 +5,9 @@ import os
 import subprocess
 import sys
 
+import keras
+import pytest
+
 # The repository's root, where the scripts run as modules (`python -m benchmarks.train_step`).
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,6 +73,11 @@ def test_benchmark_writes_its_table_and_plot(tmp_path):
     assert results["r_lstm"][LENGTH]["flops"] > results["truncated_lstm"][LENGTH]["flops"] > 0
 
 
+@pytest.mark.any_backend
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="runs with the JAX tests (make test-jax), to keep make test under 10 minutes",
+)
 def test_benchmark_compares_backends(tmp_path):
     table = run_benchmark(tmp_path, "--backends=tensorflow,jax", "--configs=r_lstm")
     jax_table = table.split("### jax")[1]
