@@ -23,21 +23,29 @@ if keras.backend.backend() == "jax":
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def _memory_maps_nearly_spent() -> bool:
-    """Whether this process holds more than half the memory maps Linux
-    allows it (`vm.max_map_count`, 65,530 by default). Each program XLA
-    compiles for the CPU maps its code; a process that compiles thousands
-    (the JAX suite's eager calls) reaches the limit, and XLA then crashes
-    the process in its compiler (a segmentation fault, or a hang) instead
-    of raising."""
+def _memory_map_limit() -> int | None:
+    """Linux's limit of memory maps a process may hold (`vm.max_map_count`,
+    65,530 by default); None where there is no such limit to watch. Each
+    program XLA compiles for the CPU maps its code; a process that compiles
+    thousands (the JAX suite's eager calls) reaches the limit, and XLA then
+    crashes the process in its compiler (a segmentation fault, or a hang)
+    instead of raising."""
     try:
         with open("/proc/sys/vm/max_map_count") as file:
-            limit = int(file.read())
-        with open("/proc/self/maps") as file:
-            in_use = sum(1 for _ in file)
-    except OSError:  # Not Linux: no such limit to watch.
+            return int(file.read())
+    except OSError:
+        return None
+
+
+_MEMORY_MAP_LIMIT = _memory_map_limit()
+
+
+def _memory_maps_nearly_spent() -> bool:
+    """Whether this process holds more than half its memory maps."""
+    if _MEMORY_MAP_LIMIT is None:
         return False
-    return in_use > limit // 2
+    with open("/proc/self/maps") as file:
+        return sum(1 for _ in file) > _MEMORY_MAP_LIMIT // 2
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +55,10 @@ def _fresh_keras_state():
     the larger ones, and nothing here depends on it. On JAX, when the
     process nears its limit of memory maps, JAX's caches of compiled
     programs are emptied and collected, which unmaps their code."""
-    if keras.backend.backend() == "jax" and _memory_maps_nearly_spent():
+    nearly_spent = keras.backend.backend() == "jax" and _memory_maps_nearly_spent()
+    if nearly_spent:
         jax.clear_caches()
-        keras.backend.clear_session(free_memory=True)
-    keras.backend.clear_session(free_memory=False)
+    keras.backend.clear_session(free_memory=nearly_spent)
     keras.utils.set_random_seed(1234)
     yield
     keras.mixed_precision.set_global_policy("float32")
