@@ -38,15 +38,42 @@ def cudnn_here():
     return kernels.cudnn_refusal(keras.layers.LSTMCell(2), "lstm") is None
 
 
+@contextlib.contextmanager
+def full_float32():
+    """float32 products at full precision on the GPU, cuDNN's and the
+    loop's alike. Both backends let cuDNN round float32 to TF32 by default
+    (a 10-bit mantissa), and JAX its matrix products too: the fused run and
+    the loop then differ by some 1e-4, which says nothing of the plumbing."""
+    if BACKEND == "torch":
+        import torch
+
+        before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+    elif BACKEND == "jax":
+        import jax
+
+        with jax.default_matmul_precision("highest"):
+            yield
+    else:
+        yield
+
+
 @pytest.fixture(params=["reference", "gpu"])
 def cudnn(request):
     """A scope in which layers built take `"cudnn"`: the reference kernel
-    in cuDNN's place, or (`gpu`, skipped without one) the real cuDNN."""
-    if request.param == "gpu":
-        if not cudnn_here():
-            pytest.skip("needs a GPU with cuDNN")
-        return lambda record=None: contextlib.nullcontext()
-    return reference_cudnn
+    in cuDNN's place, or (`gpu`, skipped without one) the real cuDNN, the
+    whole test then in `full_float32`."""
+    if request.param == "reference":
+        yield reference_cudnn
+        return
+    if not cudnn_here():
+        pytest.skip("needs a GPU with cuDNN")
+    with full_float32():
+        yield lambda record=None: contextlib.nullcontext()
 
 
 @contextlib.contextmanager
