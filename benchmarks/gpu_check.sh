@@ -6,7 +6,9 @@
 #    `gpu` cases: a training call's values and gradients against the loop,
 #    the gradient's cuts, inference against Keras's LSTM, use_cudnn=True),
 #    then Keras's own GRU test that PyTorch's cuDNN kernel is reached;
-# 2. the benchmark there: r_lstm, truncated_lstm, keras_full_bp (Keras's
+# 2. PyTorch's r_lstm and truncated_lstm steps with cuDNN off, at 784 and
+#    4,096 steps (their lines in tests.log), against
+# 3. the benchmark there: r_lstm, truncated_lstm, keras_full_bp (Keras's
 #    cuDNN LSTM) and forward_floor at 784, 4,096, 16,384 and 65,536 steps,
 #    time per step and peak GPU memory, on PyTorch, then JAX while time is
 #    left (TensorFlow's wheel, 600 MB, does not travel to such a machine).
@@ -49,7 +51,14 @@ for backend in torch jax; do
         -k "gpu or use_cudnn or cudnn_dispatch" 2>&1 | tail -25 | tee -a "$OUT/tests.log"
 done
 
-# 2. The benchmark, each backend while time is left (BUDGET seconds in all,
+# 2. Where PyTorch's r-LSTM step goes on the GPU (about 0.35 s at every
+#    length on an H100, 43 x the truncated LSTM's): the same step with
+#    cuDNN off, to set against it on (3.), at 784 and 4,096 steps.
+KERAS_BACKEND=torch timeout 120 python3 -m benchmarks.train_step --backends=torch \
+    --configs=r_lstm,truncated_lstm --use_cudnn=false --lengths=784,4096 --repetitions=3 \
+    --time_limit=40 --output_dir="$(mktemp -d)" 2>&1 | grep "torch " | tee -a "$OUT/tests.log"
+
+# 3. The benchmark, each backend while time is left (BUDGET seconds in all,
 # 9 minutes unless set); each result line goes to tests.log as it comes.
 for backend in torch jax; do
     left=$((${BUDGET:-540} - $(date +%s) + START))

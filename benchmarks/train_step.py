@@ -108,6 +108,13 @@ flags.DEFINE_integer("bptt", 300, "Supervised truncation of the AuxLossLSTM conf
 flags.DEFINE_integer("aux_length", 600, "Auxiliary subsequence length.")
 flags.DEFINE_integer("num_anchors", 1, "Anchors per example.")
 flags.DEFINE_integer("repetitions", 3, "Timed steps after the warm-up step.")
+flags.DEFINE_enum(
+    "use_cudnn",
+    "auto",
+    ["auto", "false"],
+    "`use_cudnn` of every recurrent layer (Keras's LSTM too): `false` keeps "
+    "them off cuDNN on a GPU.",
+)
 flags.DEFINE_float("time_limit", 1800, "Seconds one configuration may take in all.")
 flags.DEFINE_float("memory_limit_gib", 18, "Resident memory one configuration may use.")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where the results go.")
@@ -174,10 +181,11 @@ def training_step(config, length):
     from keras_auxloss import AuxLossGRU, AuxLossLSTM
 
     vocab_size = FLAGS.word_vocab_size if config in WORD_CONFIGS else FLAGS.vocab_size
+    use_cudnn = {"auto": "auto", "false": False}[FLAGS.use_cudnn]
     inputs = keras.Input((length,), dtype="int32", batch_size=FLAGS.batch_size)
     if config == "keras_full_bp":
         features = keras.layers.Embedding(vocab_size, FLAGS.embedding_dim)(inputs)
-        features = keras.layers.LSTM(FLAGS.units)(features)
+        features = keras.layers.LSTM(FLAGS.units, use_cudnn=use_cudnn)(features)
     else:
         layer = AuxLossGRU if config == "r_gru" else AuxLossLSTM
         features = layer(
@@ -189,6 +197,7 @@ def training_step(config, length):
             aux_length=FLAGS.aux_length,
             num_anchors=FLAGS.num_anchors,
             aux_sampled_softmax=_sampled_softmax(config),
+            use_cudnn=use_cudnn,
             seed=0,
         )(inputs)
     model = keras.Model(inputs, keras.layers.Dense(CLASSES)(features))
@@ -267,6 +276,7 @@ def run_in_subprocess(config, length, backend):
             "aux_length",
             "num_anchors",
             "repetitions",
+            "use_cudnn",
         )
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
@@ -367,7 +377,8 @@ def write_table(results, lengths, path):
         "negatives for r_lstm_words_sampled), "
         f"embedding {FLAGS.embedding_dim}; AuxLossLSTM bptt {FLAGS.bptt}, "
         f"{FLAGS.num_anchors} x {FLAGS.aux_length}; median of {FLAGS.repetitions} steps "
-        "after a warm-up step.",
+        "after a warm-up step"
+        + ("; cuDNN off (use_cudnn=False)." if FLAGS.use_cudnn == "false" else "."),
         "",
         f"CPU: {cpu_model()}.",
     ]
