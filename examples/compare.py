@@ -37,8 +37,12 @@ and `pip install --no-deps keras-tcn==3.5.7` (it requires
 The truncated layers' settings per length (`bptt`, `aux_length`, one
 anchor, `aux_weight` 5) are in `TRUNCATION`; `--num_anchors` shares a
 length's reconstructed tokens among several anchors (4 x 25 for 1 x 100)
-and `--aux_weight` weighs the auxiliary loss; the LRU's settings are the
-`--lru_*` flags.
+and `--aux_weight` weighs the auxiliary loss; `--bptt` and `--aux_length`
+replace a length's window and reconstructed tokens, `--scheduled_sampling`
+feeds the decoder its own samples at that rate and `--pretrain_epochs`
+spends the first epochs on the auxiliary loss alone (the paper's schedule);
+the LRU's settings are the `--lru_*` flags (`--lru_train_dynamics=false`
+keeps the main cell's eigenvalues as initialised).
 `--evaluate_on=validation` trains on 3,500 digits and scores 500 held out
 from the training digits (for choosing settings); `test` trains on 4,000
 and scores the 1,000 test digits. `--output` receives a JSON: the accuracy,
@@ -83,6 +87,8 @@ MODELS = (
     "keras-tcn",
 )
 TCN_KERNEL = 3
+# The models with an auxiliary loss.
+AUXILIARY = ("r-lstm", "r-lru", "r-lmu-cell")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", None, MODELS, "The model.")
@@ -100,6 +106,25 @@ flags.DEFINE_integer("lru_state_dim", None, "LRU: complex state units (default: 
 flags.DEFINE_float(
     "lru_timescales", 1.0, "LRU: the longest timescale at initialisation, in lengths."
 )
+flags.DEFINE_boolean(
+    "lru_train_dynamics",
+    True,
+    "LRU: train lambda and its input normalisation (nu_log, theta_log, gamma_log); "
+    "false keeps them as initialised.",
+)
+flags.DEFINE_float(
+    "scheduled_sampling", 0.0, "The package's layers: the decoder's rate of its own samples."
+)
+flags.DEFINE_integer(
+    "pretrain_epochs",
+    0,
+    "The package's layers with an auxiliary loss: the first this many of --epochs on "
+    "the auxiliary loss alone, the classifier frozen (the paper's pretraining).",
+    lower_bound=0,
+)
+flags.DEFINE_integer(
+    "bptt", None, "The package's layers: steps a window (TRUNCATION's unless set).", lower_bound=1
+)
 flags.DEFINE_integer(
     "num_anchors",
     1,
@@ -112,6 +137,16 @@ flags.DEFINE_float("aux_weight", AUX_WEIGHT, "The package's layers: the auxiliar
 flags.DEFINE_integer("threads", 1, "TensorFlow's intra- and inter-op threads.")
 flags.DEFINE_string("output", None, "Where the result's JSON goes.")
 flags.mark_flag_as_required("model")
+
+
+@flags.multi_flags_validator(
+    ["pretrain_epochs", "model", "epochs"],
+    message="--pretrain_epochs needs a model with an auxiliary loss "
+    f"({', '.join(AUXILIARY)}) and fewer epochs than --epochs.",
+)
+def _pretraining_fits(values):
+    pretrain = values["pretrain_epochs"]
+    return not pretrain or (values["model"] in AUXILIARY and pretrain < values["epochs"])
 
 
 def digits(length: int, evaluate_on: str):
@@ -143,7 +178,7 @@ def truncation(length: int) -> tuple[int, int]:
     """`(bptt, aux_length)` of the package's layers at `length`: TRUNCATION's,
     its tokens shared among `--num_anchors` anchors unless `--aux_length`."""
     bptt, aux_length = TRUNCATION[length]
-    return bptt, FLAGS.aux_length or max(2, aux_length // FLAGS.num_anchors)
+    return FLAGS.bptt or bptt, FLAGS.aux_length or max(2, aux_length // FLAGS.num_anchors)
 
 
 def tcn_dilations(length: int) -> list[int]:
@@ -189,6 +224,7 @@ def recurrent_layer(model: str, length: int, seed: int) -> keras.layers.Layer:
         aux_length=aux_length,
         aux_weight=FLAGS.aux_weight,
         num_anchors=FLAGS.num_anchors,
+        scheduled_sampling=FLAGS.scheduled_sampling,
         seed=seed,
     )
     aux = None if model in ("lstm", "lru") else "reconstruct"
@@ -224,6 +260,25 @@ def classifier(model: str, length: int, seed: int) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(10)(hidden))
 
 
+def optimizer() -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(2e-3, clipnorm=1.0)
+
+
+def pretrain(network: keras.Model, tokens: np.ndarray, times) -> int:
+    """The paper's first phase, `--pretrain_epochs` on the auxiliary loss
+    alone with the classifier frozen (it has no loss yet); returns them."""
+    if not FLAGS.pretrain_epochs:
+        return 0
+    head = [layer for layer in network.layers if isinstance(layer, keras.layers.Dense)]
+    for layer in head:
+        layer.trainable = False
+    network.compile(optimizer())
+    network.fit(tokens, batch_size=32, epochs=FLAGS.pretrain_epochs, callbacks=[times], verbose=2)
+    for layer in head:
+        layer.trainable = True
+    return FLAGS.pretrain_epochs
+
+
 class EpochTimes(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.seconds = []
@@ -247,17 +302,25 @@ def run(model: str, length: int, seed: int) -> dict:
     if FLAGS.held_out_digits:
         held_x, held_y = held_x[: FLAGS.held_out_digits], held_y[: FLAGS.held_out_digits]
     network = classifier(model, length, seed)
+    if not FLAGS.lru_train_dynamics:
+        # The main cell's only: the decoder backpropagates through all it reads.
+        for weight in network.weights:
+            main = "decoder" not in weight.path
+            if main and weight.name in ("nu_log", "theta_log", "gamma_log"):
+                weight.trainable = False
+    rss_before = peak_rss_gib()
+    times = EpochTimes()
+    pretrain_epochs = pretrain(network, train_x.astype("int32"), times)
     network.compile(
-        keras.optimizers.Adam(2e-3, clipnorm=1.0),
+        optimizer(),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    rss_before = peak_rss_gib()
-    times = EpochTimes()
     history = network.fit(
         train_x.astype("int32"),
         train_y,
         batch_size=32,
+        initial_epoch=pretrain_epochs,
         epochs=FLAGS.epochs,
         callbacks=[times],
         verbose=2,
@@ -282,12 +345,17 @@ def run(model: str, length: int, seed: int) -> dict:
         train_accuracy=[float(a) for a in history.history["accuracy"]],
         settings=dict(
             truncation=truncation(length),
+            bptt=FLAGS.bptt,
+            aux_length=FLAGS.aux_length,
             num_anchors=FLAGS.num_anchors,
             aux_weight=FLAGS.aux_weight,
+            scheduled_sampling=FLAGS.scheduled_sampling,
+            pretrain_epochs=FLAGS.pretrain_epochs,
             lru_r_min=FLAGS.lru_r_min,
             lru_max_phase=FLAGS.lru_max_phase,
             lru_state_dim=FLAGS.lru_state_dim,
             lru_timescales=FLAGS.lru_timescales,
+            lru_train_dynamics=FLAGS.lru_train_dynamics,
             tcn_dilations=tcn_dilations(length),
         ),
         threads=FLAGS.threads,

@@ -37,10 +37,16 @@ def label(result: dict) -> str:
     settings, model = result["settings"], result["model"]
     ours = model in ("lstm", "r-lstm", "lru", "r-lru", "lru-full-bp", "r-lmu-cell")
     given = []
-    if ours and settings.get("num_anchors", 1) != 1:
+    if ours and (settings.get("num_anchors", 1) != 1 or settings.get("aux_length")):
         given.append(f"{settings['num_anchors']} x {settings['truncation'][1]}")
     if ours and settings.get("aux_weight", 5.0) != 5.0:
         given.append(f"weight {settings['aux_weight']:g}")
+    if ours and settings.get("bptt"):
+        given.append(f"bptt {settings['bptt']}")
+    if ours and settings.get("pretrain_epochs"):
+        given.append(f"{settings['pretrain_epochs']} pretraining")
+    if ours and settings.get("scheduled_sampling"):
+        given.append(f"sampling {settings['scheduled_sampling']:g}")
     if "lru" in model:
         given += [
             f"r_min {settings['lru_r_min']:g}" if settings["lru_r_min"] != 0.9 else "",
@@ -51,6 +57,7 @@ def label(result: dict) -> str:
             f"timescales x{settings['lru_timescales']:g}"
             if settings.get("lru_timescales", 1.0) != 1.0
             else "",
+            "fixed dynamics" if not settings.get("lru_train_dynamics", True) else "",
         ]
     given = [text for text in given if text]
     return f"{model} ({', '.join(given)})" if given else model

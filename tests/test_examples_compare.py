@@ -1,7 +1,8 @@
 """The comparison example (`examples/compare.py`, `examples/compare_report.py`)
 runs end to end on a few real digits, so that it cannot rot: one run's JSON
-holds what the tables read, with the anchors given on the command line, and
-the report labels the run by its settings."""
+holds what the tables read, with the anchors, window and pretraining given
+on the command line, and the report labels the run by its settings; a
+pretraining the model cannot have is refused before anything runs."""
 
 import json
 import os
@@ -22,31 +23,45 @@ def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
     (tmp_path / "first").mkdir()
     output = tmp_path / "first" / "r-lru.json"
     run_module(
-        "examples.compare", "--model=r-lru", "--length=196", "--epochs=1", "--train_digits=64",
-        "--held_out_digits=32", "--num_anchors=4", "--lru_state_dim=16", f"--output={output}",
+        "examples.compare", "--model=r-lru", "--length=196", "--epochs=2", "--pretrain_epochs=1",
+        "--bptt=10", "--train_digits=64", "--held_out_digits=32", "--num_anchors=4",
+        "--lru_state_dim=16", f"--output={output}",
     )  # fmt: skip
     result = json.loads(output.read_text())
     assert result["model"] == "r-lru" and result["length"] == 196
     assert (result["train_digits"], result["held_out_digits"]) == (64, 32)
     assert 0.0 <= result["accuracy"] <= 1.0 and result["peak_rss_gib"] > 0
-    # The demo's 100 reconstructed tokens shared among the 4 anchors.
-    assert result["settings"]["truncation"] == [20, 25]
+    # The demo's 100 reconstructed tokens shared among the 4 anchors, in
+    # windows of 10; one epoch on the auxiliary loss alone, then one on both.
+    assert result["settings"]["truncation"] == [10, 25]
     assert result["settings"]["num_anchors"] == 4 and result["settings"]["aux_weight"] == 5.0
+    assert result["settings"]["pretrain_epochs"] == 1 and len(result["train_accuracy"]) == 1
     assert "cores" in result["cpu"]
     table = run_module("examples.compare_report", f"--results={output.parent}")
-    assert "| r-lru (4 x 25, state 16) | 196 | 1 |" in table
+    label = "r-lru (4 x 25, bptt 10, 1 pretraining, state 16)"
+    assert f"| {label} | 196 | 1 |" in table
     # Several folders: their runs are pooled (here the same run twice).
     again = tmp_path / "again"
     again.mkdir()
     (again / "r-lru.json").write_text(output.read_text())
     table = run_module("examples.compare_report", f"--results={output.parent},{again}")
-    assert "| r-lru (4 x 25, state 16) | 196 | 2 |" in table
+    assert f"| {label} | 196 | 2 |" in table
     # Runs of one model and length on different budgets are not pooled.
-    result["epochs"] = 2
+    result["epochs"] = 3
     (again / "r-lru.json").write_text(json.dumps(result))
     report = subprocess.run(
         [sys.executable, "-m", "examples.compare_report", f"--results={output.parent},{again}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert report.returncode != 0
-    assert "different budgets (epochs x digits: 1 x 64, 2 x 64)" in report.stderr
+    assert "different budgets (epochs x digits: 2 x 64, 3 x 64)" in report.stderr
+
+
+def test_pretraining_a_model_without_an_auxiliary_loss_is_refused():
+    refused = subprocess.run(
+        [sys.executable, "-m", "examples.compare", "--model=lru", "--pretrain_epochs=2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "flags pretrain_epochs=2, model=lru, epochs=30" in refused.stderr
+    assert "--pretrain_epochs needs a model with an auxiliary loss" in refused.stderr
