@@ -58,6 +58,8 @@ def label(result: dict) -> str:
             if settings.get("lru_timescales", 1.0) != 1.0
             else "",
             "fixed dynamics" if not settings.get("lru_train_dynamics", True) else "",
+            f"dropout {settings['lru_dropout']:g}" if settings.get("lru_dropout") else "",
+            f"{settings['lru_layers']} layers" if settings.get("lru_layers", 1) > 1 else "",
         ]
     given = [text for text in given if text]
     return f"{model} ({', '.join(given)})" if given else model
