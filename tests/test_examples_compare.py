@@ -5,6 +5,7 @@ on the command line, and the report labels the run by its settings; a
 pretraining the model cannot have is refused before anything runs."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -65,3 +66,20 @@ def test_pretraining_a_model_without_an_auxiliary_loss_is_refused():
     assert refused.returncode != 0
     assert "flags pretrain_epochs=2, model=lru, epochs=30" in refused.stderr
     assert "--pretrain_epochs needs a model with an auxiliary loss" in refused.stderr
+
+
+def test_the_report_names_every_setting_a_run_changed():
+    from examples.compare_report import label
+
+    settings = dict(
+        truncation=[20, 100], num_anchors=1, aux_weight=5.0, lru_r_min=0.9, lru_state_dim=None,
+        lru_max_phase=2 * math.pi, lru_timescales=1.0,
+    )  # fmt: skip
+    assert label({"model": "r-lru", "settings": settings}) == "r-lru"
+    changed = dict(
+        settings, truncation=[20, 150], aux_length=150, scheduled_sampling=0.1, lru_train_dynamics=False,
+        lru_dropout=0.25, lru_layers=2,
+    )  # fmt: skip
+    assert label({"model": "r-lru", "settings": changed}) == (
+        "r-lru (1 x 150, sampling 0.1, fixed dynamics, dropout 0.25, 2 layers)"
+    )
