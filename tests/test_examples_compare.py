@@ -77,8 +77,8 @@ def test_the_report_names_every_setting_a_run_changed():
     )  # fmt: skip
     assert label({"model": "r-lru", "settings": settings}) == "r-lru"
     changed = dict(
-        settings, truncation=[20, 150], aux_length=150, scheduled_sampling=0.1, lru_train_dynamics=False,
-        lru_dropout=0.25, lru_layers=2,
+        settings, truncation=[20, 150], aux_length=150, scheduled_sampling=0.1,
+        lru_train_dynamics=False, lru_dropout=0.25, lru_layers=2,
     )  # fmt: skip
     assert label({"model": "r-lru", "settings": changed}) == (
         "r-lru (1 x 150, sampling 0.1, fixed dynamics, dropout 0.25, 2 layers)"
