@@ -149,6 +149,14 @@ def _pretraining_fits(values):
     return not pretrain or (values["model"] in AUXILIARY and pretrain < values["epochs"])
 
 
+@flags.multi_flags_validator(
+    ["lru_train_dynamics", "model"],
+    message="--lru_train_dynamics=false needs a model with an LRU (lru, r-lru, lru-full-bp).",
+)
+def _fixed_dynamics_have_a_cell(values):
+    return values["lru_train_dynamics"] or values["model"] in ("lru", "r-lru", "lru-full-bp")
+
+
 def digits(length: int, evaluate_on: str):
     """`(train_tokens, train_labels, held_tokens, held_labels)`, uint8
     tokens `(n, length)`."""

@@ -2,13 +2,15 @@
 runs end to end on a few real digits, so that it cannot rot: one run's JSON
 holds what the tables read, with the anchors, window and pretraining given
 on the command line, and the report labels the run by its settings; a
-pretraining the model cannot have is refused before anything runs."""
+setting the model cannot have is refused before anything runs."""
 
 import json
 import math
 import os
 import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,14 +60,29 @@ def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
     assert "different budgets (epochs x digits: 2 x 64, 3 x 64)" in report.stderr
 
 
-def test_pretraining_a_model_without_an_auxiliary_loss_is_refused():
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--model=lru", "--pretrain_epochs=2"],
+            "flags pretrain_epochs=2, model=lru, epochs=30: --pretrain_epochs needs a model "
+            "with an auxiliary loss",
+        ),
+        (
+            ["--model=r-lstm", "--lru_train_dynamics=false"],
+            "flags lru_train_dynamics=False, model=r-lstm: --lru_train_dynamics=false needs a "
+            "model with an LRU",
+        ),
+    ],
+    ids=["pretraining without an auxiliary loss", "fixed dynamics without an LRU"],
+)
+def test_a_setting_the_model_cannot_have_is_refused(flags, message):
     refused = subprocess.run(
-        [sys.executable, "-m", "examples.compare", "--model=lru", "--pretrain_epochs=2"],
+        [sys.executable, "-m", "examples.compare", *flags],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert refused.returncode != 0
-    assert "flags pretrain_epochs=2, model=lru, epochs=30" in refused.stderr
-    assert "--pretrain_epochs needs a model with an auxiliary loss" in refused.stderr
+    assert message in refused.stderr
 
 
 def test_the_report_names_every_setting_a_run_changed():
