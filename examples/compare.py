@@ -21,8 +21,8 @@ Models (`--model`), 64 units each:
   hidden_cell=SimpleRNNCell(64), hidden_to_memory=False,
   memory_to_memory=False, input_to_hidden=True)`, full backpropagation
   (keras-lmu picks its FFT mode);
-- `r-lmu-cell`: keras-lmu's `LMUCell` with the same settings inside
-  `AuxLossRNN`, truncated, with the reconstruction loss;
+- `r-lmu-cell`, `lmu-cell`: keras-lmu's `LMUCell` with the same settings
+  inside `AuxLossRNN`, truncated, with and without the reconstruction loss;
 - `keras-tcn`: keras-tcn's `TCN(nb_filters=64, kernel_size=3,
   dilations=[1, 2, ..., 2 ** k])`, the smallest `k` whose receptive field
   (`1 + 2 * (3 - 1) * sum(dilations)`) covers the sequence, as keras-tcn's
@@ -84,6 +84,7 @@ MODELS = (
     "lru-full-bp",
     "keras-lmu",
     "r-lmu-cell",
+    "lmu-cell",
     "keras-tcn",
 )
 TCN_KERNEL = 3
@@ -235,12 +236,12 @@ def recurrent_layer(model: str, length: int, seed: int) -> keras.layers.Layer:
         scheduled_sampling=FLAGS.scheduled_sampling,
         seed=seed,
     )
-    aux = None if model in ("lstm", "lru") else "reconstruct"
+    aux = None if model in ("lstm", "lru", "lmu-cell") else "reconstruct"
     if model in ("lstm", "r-lstm"):
         return AuxLossLSTM(UNITS, aux_loss=aux, **ours)
     if model in ("lru", "r-lru"):
         return AuxLossRNN(lru_cell(length, seed), aux_loss=aux, **ours)
-    if model == "r-lmu-cell":
+    if model in ("lmu-cell", "r-lmu-cell"):
         import keras_lmu
 
         return AuxLossRNN(keras_lmu.LMUCell(**lmu_options(length)), aux_loss=aux, **ours)

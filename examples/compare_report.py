@@ -35,7 +35,7 @@ def label(result: dict) -> str:
     they are not the comparison's defaults (`r-lru (r_min 0.99, state 128)`,
     `r-lstm (4 x 25)`)."""
     settings, model = result["settings"], result["model"]
-    ours = model in ("lstm", "r-lstm", "lru", "r-lru", "lru-full-bp", "r-lmu-cell")
+    ours = model in ("lstm", "r-lstm", "lru", "r-lru", "lru-full-bp", "r-lmu-cell", "lmu-cell")
     given = []
     if ours and (settings.get("num_anchors", 1) != 1 or settings.get("aux_length")):
         given.append(f"{settings['num_anchors']} x {settings['truncation'][1]}")
