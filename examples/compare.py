@@ -303,6 +303,35 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def keep_lru_dynamics(network: keras.Model) -> None:
+    """`--lru_train_dynamics=false`: the main LRU's eigenvalues and input
+    normalisation kept as initialised (the decoder's LRU, which
+    backpropagates through all it reads, still trains its own)."""
+    for weight in network.weights:
+        main = "decoder" not in weight.path
+        if main and weight.name in ("nu_log", "theta_log", "gamma_log"):
+            weight.trainable = False
+
+
+def settings(length: int) -> dict:
+    """The settings a run's JSON records (the report labels runs by them)."""
+    return dict(
+        truncation=truncation(length),
+        bptt=FLAGS.bptt,
+        aux_length=FLAGS.aux_length,
+        num_anchors=FLAGS.num_anchors,
+        aux_weight=FLAGS.aux_weight,
+        scheduled_sampling=FLAGS.scheduled_sampling,
+        pretrain_epochs=FLAGS.pretrain_epochs,
+        lru_r_min=FLAGS.lru_r_min,
+        lru_max_phase=FLAGS.lru_max_phase,
+        lru_state_dim=FLAGS.lru_state_dim,
+        lru_timescales=FLAGS.lru_timescales,
+        lru_train_dynamics=FLAGS.lru_train_dynamics,
+        tcn_dilations=tcn_dilations(length),
+    )
+
+
 def run(model: str, length: int, seed: int) -> dict:
     keras.utils.set_random_seed(seed)
     train_x, train_y, held_x, held_y = digits(length, FLAGS.evaluate_on)
@@ -312,11 +341,7 @@ def run(model: str, length: int, seed: int) -> dict:
         held_x, held_y = held_x[: FLAGS.held_out_digits], held_y[: FLAGS.held_out_digits]
     network = classifier(model, length, seed)
     if not FLAGS.lru_train_dynamics:
-        # The main cell's only: the decoder backpropagates through all it reads.
-        for weight in network.weights:
-            main = "decoder" not in weight.path
-            if main and weight.name in ("nu_log", "theta_log", "gamma_log"):
-                weight.trainable = False
+        keep_lru_dynamics(network)
     rss_before = peak_rss_gib()
     times = EpochTimes()
     pretrain_epochs = pretrain(network, train_x.astype("int32"), times)
@@ -352,21 +377,7 @@ def run(model: str, length: int, seed: int) -> dict:
         rss_growth_gib=peak_rss_gib() - rss_before,
         parameters=int(network.count_params()),
         train_accuracy=[float(a) for a in history.history["accuracy"]],
-        settings=dict(
-            truncation=truncation(length),
-            bptt=FLAGS.bptt,
-            aux_length=FLAGS.aux_length,
-            num_anchors=FLAGS.num_anchors,
-            aux_weight=FLAGS.aux_weight,
-            scheduled_sampling=FLAGS.scheduled_sampling,
-            pretrain_epochs=FLAGS.pretrain_epochs,
-            lru_r_min=FLAGS.lru_r_min,
-            lru_max_phase=FLAGS.lru_max_phase,
-            lru_state_dim=FLAGS.lru_state_dim,
-            lru_timescales=FLAGS.lru_timescales,
-            lru_train_dynamics=FLAGS.lru_train_dynamics,
-            tcn_dilations=tcn_dilations(length),
-        ),
+        settings=settings(length),
         threads=FLAGS.threads,
         cpu=cpu_model(),
         versions=dict(tensorflow=tf.__version__, keras=keras.version()),
