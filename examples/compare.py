@@ -88,8 +88,9 @@ MODELS = (
     "keras-tcn",
 )
 TCN_KERNEL = 3
-# The models with an auxiliary loss.
+# The models with an auxiliary loss, and those with an LRU.
 AUXILIARY = ("r-lstm", "r-lru", "r-lmu-cell")
+LRU_MODELS = ("lru", "r-lru", "lru-full-bp")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", None, MODELS, "The model.")
@@ -152,10 +153,10 @@ def _pretraining_fits(values):
 
 @flags.multi_flags_validator(
     ["lru_train_dynamics", "model"],
-    message="--lru_train_dynamics=false needs a model with an LRU (lru, r-lru, lru-full-bp).",
+    message=f"--lru_train_dynamics=false needs a model with an LRU ({', '.join(LRU_MODELS)}).",
 )
 def _fixed_dynamics_have_a_cell(values):
-    return values["lru_train_dynamics"] or values["model"] in ("lru", "r-lru", "lru-full-bp")
+    return values["lru_train_dynamics"] or values["model"] in LRU_MODELS
 
 
 def digits(length: int, evaluate_on: str):
@@ -198,15 +199,19 @@ def tcn_dilations(length: int) -> list[int]:
     return dilations
 
 
-def lru_cell(length: int, seed: int) -> LinearRecurrentUnitCell:
-    return LinearRecurrentUnitCell(
-        UNITS,
+def lru_options(length: int) -> dict:
+    """The LRU's arguments at `length` from the `--lru_*` flags, but its
+    units and seed."""
+    return dict(
         state_dim=FLAGS.lru_state_dim,
         r_min=FLAGS.lru_r_min,
         max_timescale=FLAGS.lru_timescales * length,
         max_phase=FLAGS.lru_max_phase,
-        seed=seed,
     )
+
+
+def lru_cell(length: int, seed: int) -> LinearRecurrentUnitCell:
+    return LinearRecurrentUnitCell(UNITS, seed=seed, **lru_options(length))
 
 
 def lmu_options(length: int) -> dict:
@@ -236,7 +241,7 @@ def recurrent_layer(model: str, length: int, seed: int) -> keras.layers.Layer:
         scheduled_sampling=FLAGS.scheduled_sampling,
         seed=seed,
     )
-    aux = None if model in ("lstm", "lru", "lmu-cell") else "reconstruct"
+    aux = "reconstruct" if model in AUXILIARY else None
     if model in ("lstm", "r-lstm"):
         return AuxLossLSTM(UNITS, aux_loss=aux, **ours)
     if model in ("lru", "r-lru"):
@@ -344,14 +349,15 @@ def run(model: str, length: int, seed: int) -> dict:
         keep_lru_dynamics(network)
     rss_before = peak_rss_gib()
     times = EpochTimes()
-    pretrain_epochs = pretrain(network, train_x.astype("int32"), times)
+    tokens = train_x.astype("int32")
+    pretrain_epochs = pretrain(network, tokens, times)
     network.compile(
         optimizer(),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     history = network.fit(
-        train_x.astype("int32"),
+        tokens,
         train_y,
         batch_size=32,
         initial_epoch=pretrain_epochs,

@@ -40,13 +40,8 @@ class InputDropoutLRUCell(DropoutRNNCell, LinearRecurrentUnitCell):
 
 
 def lru_cell(length: int, seed: int) -> keras.layers.Layer:
-    """The comparison's cell (`compare.lru_cell`'s settings) with the variant's."""
-    options = dict(
-        state_dim=FLAGS.lru_state_dim,
-        r_min=FLAGS.lru_r_min,
-        max_timescale=FLAGS.lru_timescales * length,
-        max_phase=FLAGS.lru_max_phase,
-    )
+    """The comparison's cell (`compare.lru_options`) with the variant's."""
+    options = compare.lru_options(length)
     if FLAGS.lru_dropout:
         first = InputDropoutLRUCell(compare.UNITS, seed=seed, dropout=FLAGS.lru_dropout, **options)
     else:
