@@ -17,6 +17,9 @@ Models (`--model`), 64 units each:
 - `lru`: `AuxLossRNN(LinearRecurrentUnitCell)`, truncated, no auxiliary loss;
 - `r-lru`: the same with the reconstruction loss;
 - `lru-full-bp`: `keras.layers.RNN(LinearRecurrentUnitCell)`, full backpropagation;
+- `lru-rnn`, `r-lru-rnn`: `AuxLossRNN(StackedRNNCells([LinearRecurrentUnitCell,
+  SimpleRNNCell(64)]))`, the LRU read by a small tanh RNN, truncated, without
+  and with the reconstruction loss;
 - `keras-lmu`: keras-lmu's `LMU(memory_d=1, order=128, theta=length,
   hidden_cell=SimpleRNNCell(64), hidden_to_memory=False,
   memory_to_memory=False, input_to_hidden=True)`, full backpropagation
@@ -41,8 +44,10 @@ and `--aux_weight` weighs the auxiliary loss; `--bptt` and `--aux_length`
 replace a length's window and reconstructed tokens, `--scheduled_sampling`
 feeds the decoder its own samples at that rate and `--pretrain_epochs`
 spends the first epochs on the auxiliary loss alone (the paper's schedule);
-the LRU's settings are the `--lru_*` flags (`--lru_train_dynamics=false`
-keeps the main cell's eigenvalues as initialised).
+the LRU's settings are the `--lru_*` flags (`--lru_eigenvalue_init=fourier`
+its leaky Fourier initialisation, `--lru_train_dynamics=false` its
+eigenvalues kept as initialised, `train_eigenvalues=False`, in the main
+cell and the decoder's copy).
 `--evaluate_on=validation` trains on 3,500 digits and scores 500 held out
 from the training digits (for choosing settings); `test` trains on 4,000
 and scores the 1,000 test digits. `--output` receives a JSON: the accuracy,
@@ -82,6 +87,8 @@ MODELS = (
     "lru",
     "r-lru",
     "lru-full-bp",
+    "lru-rnn",
+    "r-lru-rnn",
     "keras-lmu",
     "r-lmu-cell",
     "lmu-cell",
@@ -89,8 +96,8 @@ MODELS = (
 )
 TCN_KERNEL = 3
 # The models with an auxiliary loss, and those with an LRU.
-AUXILIARY = ("r-lstm", "r-lru", "r-lmu-cell")
-LRU_MODELS = ("lru", "r-lru", "lru-full-bp")
+AUXILIARY = ("r-lstm", "r-lru", "r-lru-rnn", "r-lmu-cell")
+LRU_MODELS = ("lru", "r-lru", "lru-full-bp", "lru-rnn", "r-lru-rnn")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", None, MODELS, "The model.")
@@ -108,11 +115,15 @@ flags.DEFINE_integer("lru_state_dim", None, "LRU: complex state units (default: 
 flags.DEFINE_float(
     "lru_timescales", 1.0, "LRU: the longest timescale at initialisation, in lengths."
 )
+flags.DEFINE_enum(
+    "lru_eigenvalue_init", "ring", ["ring", "fourier"], "LRU: eigenvalues at initialisation "
+    "drawn on a ring (--lru_r_min, --lru_max_phase) or a leaky Fourier basis.",
+)  # fmt: skip
 flags.DEFINE_boolean(
     "lru_train_dynamics",
     True,
     "LRU: train lambda and its input normalisation (nu_log, theta_log, gamma_log); "
-    "false keeps them as initialised.",
+    "false keeps them as initialised (train_eigenvalues=False).",
 )
 flags.DEFINE_float(
     "scheduled_sampling", 0.0, "The package's layers: the decoder's rate of its own samples."
@@ -159,6 +170,16 @@ def _fixed_dynamics_have_a_cell(values):
     return values["lru_train_dynamics"] or values["model"] in LRU_MODELS
 
 
+@flags.multi_flags_validator(
+    ["lru_eigenvalue_init", "lru_r_min", "lru_max_phase"],
+    message="--lru_r_min and --lru_max_phase set the ring; --lru_eigenvalue_init=fourier "
+    "reads neither (leave them at 0.9 and 2 pi).",
+)
+def _fourier_reads_no_ring(values):
+    ring = values["lru_r_min"] == 0.9 and values["lru_max_phase"] == 2 * math.pi
+    return values["lru_eigenvalue_init"] == "ring" or ring
+
+
 def digits(length: int, evaluate_on: str):
     """`(train_tokens, train_labels, held_tokens, held_labels)`, uint8
     tokens `(n, length)`."""
@@ -202,11 +223,14 @@ def tcn_dilations(length: int) -> list[int]:
 def lru_options(length: int) -> dict:
     """The LRU's arguments at `length` from the `--lru_*` flags, but its
     units and seed."""
+    ring = FLAGS.lru_eigenvalue_init == "ring"
     return dict(
         state_dim=FLAGS.lru_state_dim,
-        r_min=FLAGS.lru_r_min,
+        r_min=FLAGS.lru_r_min if ring else None,
         max_timescale=FLAGS.lru_timescales * length,
-        max_phase=FLAGS.lru_max_phase,
+        max_phase=FLAGS.lru_max_phase if ring else None,
+        eigenvalue_init=FLAGS.lru_eigenvalue_init,
+        train_eigenvalues=FLAGS.lru_train_dynamics,
     )
 
 
@@ -246,6 +270,10 @@ def recurrent_layer(model: str, length: int, seed: int) -> keras.layers.Layer:
         return AuxLossLSTM(UNITS, aux_loss=aux, **ours)
     if model in ("lru", "r-lru"):
         return AuxLossRNN(lru_cell(length, seed), aux_loss=aux, **ours)
+    if model in ("lru-rnn", "r-lru-rnn"):  # The LRU read by a tanh RNN stacked on it.
+        reader = keras.layers.SimpleRNNCell(UNITS, seed=seed + 1000)
+        cells = keras.layers.StackedRNNCells([lru_cell(length, seed), reader])
+        return AuxLossRNN(cells, aux_loss=aux, **ours)
     if model in ("lmu-cell", "r-lmu-cell"):
         import keras_lmu
 
@@ -308,16 +336,6 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def keep_lru_dynamics(network: keras.Model) -> None:
-    """`--lru_train_dynamics=false`: the main LRU's eigenvalues and input
-    normalisation kept as initialised (the decoder's LRU, which
-    backpropagates through all it reads, still trains its own)."""
-    for weight in network.weights:
-        main = "decoder" not in weight.path
-        if main and weight.name in ("nu_log", "theta_log", "gamma_log"):
-            weight.trainable = False
-
-
 def settings(length: int) -> dict:
     """The settings a run's JSON records (the report labels runs by them)."""
     return dict(
@@ -333,6 +351,7 @@ def settings(length: int) -> dict:
         lru_state_dim=FLAGS.lru_state_dim,
         lru_timescales=FLAGS.lru_timescales,
         lru_train_dynamics=FLAGS.lru_train_dynamics,
+        lru_eigenvalue_init=FLAGS.lru_eigenvalue_init,
         tcn_dilations=tcn_dilations(length),
     )
 
@@ -345,8 +364,6 @@ def run(model: str, length: int, seed: int) -> dict:
     if FLAGS.held_out_digits:
         held_x, held_y = held_x[: FLAGS.held_out_digits], held_y[: FLAGS.held_out_digits]
     network = classifier(model, length, seed)
-    if not FLAGS.lru_train_dynamics:
-        keep_lru_dynamics(network)
     rss_before = peak_rss_gib()
     times = EpochTimes()
     tokens = train_x.astype("int32")

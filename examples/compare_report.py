@@ -35,7 +35,10 @@ def label(result: dict) -> str:
     they are not the comparison's defaults (`r-lru (r_min 0.99, state 128)`,
     `r-lstm (4 x 25)`)."""
     settings, model = result["settings"], result["model"]
-    ours = model in ("lstm", "r-lstm", "lru", "r-lru", "lru-full-bp", "r-lmu-cell", "lmu-cell")
+    ours = model in (
+        "lstm", "r-lstm", "lru", "r-lru", "lru-full-bp", "lru-rnn", "r-lru-rnn", "r-lmu-cell",
+        "lmu-cell",
+    )  # fmt: skip
     given = []
     if ours and (settings.get("num_anchors", 1) != 1 or settings.get("aux_length")):
         given.append(f"{settings['num_anchors']} x {settings['truncation'][1]}")
@@ -48,11 +51,14 @@ def label(result: dict) -> str:
     if ours and settings.get("scheduled_sampling"):
         given.append(f"sampling {settings['scheduled_sampling']:g}")
     if "lru" in model:
+        fourier = settings.get("lru_eigenvalue_init") == "fourier" or settings.get("lru_fourier")
+        ring = not fourier
         given += [
-            f"r_min {settings['lru_r_min']:g}" if settings["lru_r_min"] != 0.9 else "",
+            "fourier" if fourier else "",
+            f"r_min {settings['lru_r_min']:g}" if ring and settings["lru_r_min"] != 0.9 else "",
             f"state {settings['lru_state_dim']}" if settings["lru_state_dim"] else "",
             f"max_phase {settings['lru_max_phase']:.3g}"
-            if abs(settings["lru_max_phase"] - 2 * math.pi) > 1e-6
+            if ring and abs(settings["lru_max_phase"] - 2 * math.pi) > 1e-6
             else "",
             f"timescales x{settings['lru_timescales']:g}"
             if settings.get("lru_timescales", 1.0) != 1.0
@@ -60,6 +66,8 @@ def label(result: dict) -> str:
             "fixed dynamics" if not settings.get("lru_train_dynamics", True) else "",
             f"dropout {settings['lru_dropout']:g}" if settings.get("lru_dropout") else "",
             f"{settings['lru_layers']} layers" if settings.get("lru_layers", 1) > 1 else "",
+            f"{settings['lru_reader']} reader" if settings.get("lru_reader") else "",
+            f"input rank {settings['lru_input_rank']}" if settings.get("lru_input_rank") else "",
         ]
     given = [text for text in given if text]
     return f"{model} ({', '.join(given)})" if given else model

@@ -12,6 +12,9 @@ from keras import ops
 _LOW_PRECISION = ("float16", "bfloat16")
 # The smallest `|lambda|^2` drawn, so that `nu_log` stays finite for `r_min=0`.
 _MIN_SQUARED_MODULUS = 1e-8
+# The ring's inner edge and largest phase where `r_min` and `max_phase` are `None`.
+_DEFAULT_R_MIN, _DEFAULT_MAX_PHASE = 0.9, 2 * math.pi
+_EIGENVALUE_INITS = ("ring", "fourier")
 
 
 def _invalid(name, expected, value):
@@ -46,14 +49,23 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
     having the same size; here `D` is a full `(input_dim, units)` matrix,
     since the cell's inputs and outputs differ in size.
 
-    Initialisation, as in the paper's Appendix A: `|lambda|` is drawn
-    uniformly on the ring `r_min <= |lambda| <= r_max` of the complex plane
-    (`|lambda|^2` uniform in `[r_min^2, r_max^2]`), its phase uniformly in
-    `[0, max_phase]`; `gamma_log = log(sqrt(1 - |lambda|^2))`, which keeps
+    Initialisation, as in the paper's Appendix A (`eigenvalue_init="ring"`):
+    `|lambda|` is drawn uniformly on the ring `r_min <= |lambda| <= r_max`
+    of the complex plane (`|lambda|^2` uniform in `[r_min^2, r_max^2]`),
+    its phase uniformly in `[0, max_phase]`. With `eigenvalue_init="fourier"`
+    every `|lambda|` is `r_max` and the `N = state_dim` phases are evenly
+    spaced, `pi * (n + 1/2) / N` for `n = 0 .. N - 1`: the state is then a
+    leaky Fourier transform of the projected inputs, `N` frequencies over
+    `(0, pi)` each fading in about `max_timescale` steps (the diagonal
+    state spaces of Gu et al., 2022, initialise theirs likewise, with
+    phases `pi * n` scaled by a step size). Either way `gamma_log =
+    log(sqrt(1 - |lambda|^2))`, which keeps
     the state's variance that of the input; `B_re` and `B_im` are normal
     with variance `1 / (2 * input_dim)`, `C_re` and `C_im` with variance
     `1 / state_dim`, `D` with variance `1 / input_dim`; the GLU's kernels
-    are Glorot-uniform, its biases zero.
+    are Glorot-uniform, its biases zero. `train_eigenvalues=False` keeps
+    `nu_log`, `theta_log` and `gamma_log` as initialised (non-trainable
+    weights): a fixed memory, which only its input and readout learn to use.
 
     Timescales: a unit with `|lambda| = r` forgets by `exp(-1)` in
     `-1 / log(r)`, about `1 / (1 - r)` steps, so `r_max=0.999` remembers
@@ -73,16 +85,24 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
         units: Positive integer, the size of the output.
         state_dim: Positive integer or `None`, the number of complex state
             units; `None` (default) for `units`.
-        r_min: Float in `[0, r_max)`, the smallest modulus of `lambda` at
-            initialisation. Defaults to `0.9` (timescales from about 10 steps).
+        r_min: Float in `[0, r_max)` or `None`, the smallest modulus of
+            `lambda` at initialisation on the ring. `None` (default) for
+            `0.9` (timescales from about 10 steps); leave it `None` with
+            `eigenvalue_init="fourier"`.
         r_max: Float in `(r_min, 1)` or `None`, the largest modulus of
             `lambda` at initialisation. `None` (default) for `0.999`, or
             `exp(-1 / max_timescale)` with `max_timescale`.
         max_timescale: Positive float or `None` (default), the longest
             timescale at initialisation, in steps: sets `r_max` (give one of
             the two).
-        max_phase: Float in `(0, 2 * pi]`, the largest phase of `lambda` at
-            initialisation. Defaults to `2 * pi`.
+        max_phase: Float in `(0, 2 * pi]` or `None`, the largest phase of
+            `lambda` at initialisation on the ring. `None` (default) for
+            `2 * pi`; leave it `None` with `eigenvalue_init="fourier"`.
+        eigenvalue_init: `"ring"` (default, the paper's: moduli and phases
+            drawn at random) or `"fourier"` (one modulus `r_max`, evenly
+            spaced phases).
+        train_eigenvalues: Boolean, whether `nu_log`, `theta_log` and
+            `gamma_log` train. Defaults to `True`, as in the paper.
         seed: Integer or `None` (default), the seed of the initialisation.
         **kwargs: Keras `Layer` arguments (`name`, `dtype`).
 
@@ -124,11 +144,13 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
         self,
         units,
         state_dim=None,
-        r_min=0.9,
+        r_min=None,
         r_max=None,
         max_timescale=None,
-        max_phase=2 * math.pi,
+        max_phase=None,
         seed=None,
+        eigenvalue_init="ring",
+        train_eigenvalues=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -136,7 +158,17 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
             raise _invalid("units", "a positive integer", units)
         if state_dim is not None and not _is_positive_int(state_dim):
             raise _invalid("state_dim", "a positive integer or None", state_dim)
-        _check_ring(r_min, r_max, max_timescale, max_phase)
+        _check_eigenvalue_init(eigenvalue_init, r_min, max_phase)
+        if not isinstance(train_eigenvalues, bool):
+            raise _invalid("train_eigenvalues", "a boolean", train_eigenvalues)
+        # "fourier" reads no inner edge: any r_max in (0, 1) will do.
+        fourier = eigenvalue_init == "fourier"
+        _check_ring(
+            (0.0 if fourier else _DEFAULT_R_MIN) if r_min is None else r_min,
+            r_max,
+            max_timescale,
+            _DEFAULT_MAX_PHASE if max_phase is None else max_phase,
+        )
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise _invalid("seed", "an integer or None", seed)
         self.units = units
@@ -146,6 +178,8 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
         self.max_timescale = max_timescale
         self.max_phase = max_phase
         self.seed = seed
+        self.eigenvalue_init = eigenvalue_init
+        self.train_eigenvalues = train_eigenvalues
         self._ring_max = _ring_max(r_max, max_timescale)
 
     @property
@@ -178,20 +212,43 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
         self.gate_kernel = self._weight("gate_kernel", square, glorot(self._seed(8)))
         self.gate_bias = self._weight("gate_bias", (self.units,), "zeros")
 
-    def _weight(self, name, shape, initializer):
+    def _weight(self, name, shape, initializer, trainable=True):
         # Every weight is float32 and read uncast: the recurrence runs in
         # float32, the readout casts what it reads.
         return self.add_weight(
-            shape=shape, initializer=initializer, name=name, dtype="float32", autocast=False
+            shape=shape,
+            initializer=initializer,
+            name=name,
+            dtype="float32",
+            autocast=False,
+            trainable=trainable,
         )
 
     def _normal(self, stddev, offset):
         return keras.initializers.RandomNormal(stddev=stddev, seed=self._seed(offset))
 
     def _build_eigenvalues(self, size):
-        """`nu_log`, `theta_log` and `gamma_log`: |lambda| on the ring, its
-        phase in (0, max_phase], the input's normalisation."""
-        r_min, r_max, max_phase = self.r_min, self._ring_max, self.max_phase
+        """`nu_log`, `theta_log` and `gamma_log`: |lambda| and its phase as
+        `eigenvalue_init` sets them, the input's normalisation."""
+        if self.eigenvalue_init == "fourier":
+            nu_log_init, theta_log_init = self._fourier_init()
+        else:
+            nu_log_init, theta_log_init = self._ring_init()
+        trainable = self.train_eigenvalues
+        self.nu_log = self._weight("nu_log", (size,), nu_log_init, trainable)
+        self.theta_log = self._weight("theta_log", (size,), theta_log_init, trainable)
+        nu_log = ops.convert_to_tensor(self.nu_log.value)
+
+        def gamma_log_init(shape, dtype=None):
+            return 0.5 * ops.log(1.0 - ops.exp(-2.0 * ops.exp(nu_log)))
+
+        self.gamma_log = self._weight("gamma_log", (size,), gamma_log_init, trainable)
+
+    def _ring_init(self):
+        """|lambda| on the ring, its phase in (0, max_phase]."""
+        r_min = _DEFAULT_R_MIN if self.r_min is None else self.r_min
+        r_max = self._ring_max
+        max_phase = _DEFAULT_MAX_PHASE if self.max_phase is None else self.max_phase
         uniform = keras.initializers.RandomUniform(0.0, 1.0, seed=self._seed(0))
         phases = keras.initializers.RandomUniform(0.0, 1.0, seed=self._seed(1))
 
@@ -204,14 +261,19 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
             # Phases of 0 would give log(0): drawn in (0, max_phase].
             return ops.log(max_phase * (1.0 - phases(shape, "float32")))
 
-        self.nu_log = self._weight("nu_log", (size,), nu_log_init)
-        self.theta_log = self._weight("theta_log", (size,), theta_log_init)
-        nu_log = ops.convert_to_tensor(self.nu_log.value)
+        return nu_log_init, theta_log_init
 
-        def gamma_log_init(shape, dtype=None):
-            return 0.5 * ops.log(1.0 - ops.exp(-2.0 * ops.exp(nu_log)))
+    def _fourier_init(self):
+        """Every |lambda| = r_max, the phases pi * (n + 1/2) / N."""
 
-        self.gamma_log = self._weight("gamma_log", (size,), gamma_log_init)
+        def nu_log_init(shape, dtype=None):
+            return ops.full(shape, math.log(-math.log(self._ring_max)), "float32")
+
+        def theta_log_init(shape, dtype=None):
+            n = ops.arange(shape[0], dtype="float32")
+            return ops.log(math.pi * (n + 0.5) / shape[0])
+
+        return nu_log_init, theta_log_init
 
     def _recurrence_dtype(self):
         dtype = self.compute_dtype
@@ -285,6 +347,8 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
             "max_timescale": self.max_timescale,
             "max_phase": self.max_phase,
             "seed": self.seed,
+            "eigenvalue_init": self.eigenvalue_init,
+            "train_eigenvalues": self.train_eigenvalues,
         }
         return {**super().get_config(), **config}
 
@@ -318,6 +382,22 @@ def _check_ring(r_min, r_max, max_timescale, max_phase):
         raise _invalid("r_min", "a number below the default r_max=0.999", r_min)
     if not _is_number(max_phase) or not 0 < max_phase <= 2 * math.pi + 1e-6:
         raise _invalid("max_phase", "a number in (0, 2 * pi]", max_phase)
+
+
+def _check_eigenvalue_init(eigenvalue_init, r_min, max_phase):
+    """Raises a `ValueError` for an unknown `eigenvalue_init`, or for the
+    ring's arguments given with `"fourier"`, which does not read them."""
+    if eigenvalue_init not in _EIGENVALUE_INITS:
+        raise _invalid("eigenvalue_init", 'one of "ring" or "fourier"', eigenvalue_init)
+    if eigenvalue_init == "fourier":
+        for name, value in (("r_min", r_min), ("max_phase", max_phase)):
+            if value is not None:
+                raise _invalid(
+                    name,
+                    'None with eigenvalue_init="fourier" (every |lambda| is r_max, '
+                    "the phases evenly spaced on (0, pi))",
+                    value,
+                )
 
 
 def _ring_max(r_max, max_timescale):

@@ -73,8 +73,17 @@ def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
             "flags lru_train_dynamics=False, model=r-lstm: --lru_train_dynamics=false needs a "
             "model with an LRU",
         ),
+        (
+            ["--model=r-lru-rnn", "--lru_eigenvalue_init=fourier", "--lru_r_min=0.99"],
+            "--lru_r_min and --lru_max_phase set the ring; --lru_eigenvalue_init=fourier "
+            "reads neither",
+        ),
     ],
-    ids=["pretraining without an auxiliary loss", "fixed dynamics without an LRU"],
+    ids=[
+        "pretraining without an auxiliary loss",
+        "fixed dynamics without an LRU",
+        "a ring's setting with the Fourier initialisation",
+    ],
 )
 def test_a_setting_the_model_cannot_have_is_refused(flags, message):
     refused = subprocess.run(
@@ -100,3 +109,27 @@ def test_the_report_names_every_setting_a_run_changed():
     assert label({"model": "r-lru", "settings": changed}) == (
         "r-lru (1 x 150, sampling 0.1, fixed dynamics, dropout 0.25, 2 layers)"
     )
+    # The Fourier initialisation reads no ring: a ring's value recorded
+    # beside it (as the research variants' runs record theirs) is not named.
+    fourier = dict(
+        settings, lru_eigenvalue_init="fourier", lru_r_min=0.99, lru_state_dim=128,
+        lru_timescales=2.0, lru_train_dynamics=False,
+    )  # fmt: skip
+    assert label({"model": "r-lru-rnn", "settings": fourier}) == (
+        "r-lru-rnn (fourier, state 128, timescales x2, fixed dynamics)"
+    )
+    research = dict(settings, lru_fourier=True, lru_r_min=0.99, lru_reader="simple")
+    assert label({"model": "r-lru", "settings": research}) == "r-lru (fourier, simple reader)"
+
+
+def test_the_lru_read_by_a_tanh_rnn_runs_with_its_settings(tmp_path):
+    output = tmp_path / "r-lru-rnn.json"
+    run_module(
+        "examples.compare", "--model=r-lru-rnn", "--epochs=1", "--train_digits=32",
+        "--held_out_digits=16", "--lru_state_dim=8", "--lru_eigenvalue_init=fourier",
+        "--lru_train_dynamics=false", "--lru_timescales=2", f"--output={output}",
+    )  # fmt: skip
+    result = json.loads(output.read_text())
+    assert result["model"] == "r-lru-rnn" and 0.0 <= result["accuracy"] <= 1.0
+    settings = result["settings"]
+    assert settings["lru_eigenvalue_init"] == "fourier" and not settings["lru_train_dynamics"]

@@ -43,15 +43,16 @@ def numpy_lru(cell, inputs):
     return np.stack(outputs, axis=1), x
 
 
-def make_rnn(**kwargs):
-    cell = LinearRecurrentUnitCell(UNITS, state_dim=STATE, seed=0)
+def make_rnn(cell_options=None, **kwargs):
+    cell = LinearRecurrentUnitCell(UNITS, state_dim=STATE, seed=0, **(cell_options or {}))
     layer = keras.layers.RNN(cell, return_sequences=True, return_state=True, **kwargs)
     layer.build((None, None, FEATURES))
     return cell, layer
 
 
-def test_values_equal_the_equations_in_numpy():
-    cell, layer = make_rnn()
+@pytest.mark.parametrize("eigenvalue_init", ["ring", "fourier"])
+def test_values_equal_the_equations_in_numpy(eigenvalue_init):
+    cell, layer = make_rnn(dict(eigenvalue_init=eigenvalue_init, max_timescale=20))
     x = float_inputs(batch=2, length=LENGTH, features=FEATURES)
     sequences, real, imaginary = layer(x)
     expected, state = numpy_lru(cell, x)
@@ -73,6 +74,55 @@ def test_initialisation_covers_the_ring_and_normalises_the_input():
     assert phase.min() > 0 and phase.max() <= 2 * math.pi + 1e-5
     gamma = np.exp(numpy(cell.gamma_log.value))
     np.testing.assert_allclose(gamma, np.sqrt(1 - modulus**2), rtol=1e-4)
+
+
+def test_fourier_initialisation_spaces_the_phases_at_one_modulus():
+    cell = LinearRecurrentUnitCell(8, state_dim=6, max_timescale=50, eigenvalue_init="fourier")
+    cell.build((None, 4))
+    modulus = np.exp(-np.exp(numpy(cell.nu_log.value)))
+    np.testing.assert_allclose(modulus, np.full(6, math.exp(-1 / 50)), rtol=1e-6)
+    phase = np.exp(numpy(cell.theta_log.value))
+    np.testing.assert_allclose(phase, math.pi * (np.arange(6) + 0.5) / 6, rtol=1e-6)
+    gamma = np.exp(numpy(cell.gamma_log.value))
+    np.testing.assert_allclose(gamma, np.sqrt(1 - modulus**2), rtol=1e-4)
+
+
+def test_fixed_eigenvalues_stay_as_initialised_in_fit_and_in_the_decoder():
+    cell = LinearRecurrentUnitCell(16, seed=0, eigenvalue_init="fourier", train_eigenvalues=False)
+    model = token_model("reconstruct", cell=cell)
+    layer = model.layers[0]
+    decoder = layer.decoder_cells[0]
+    assert not decoder.train_eigenvalues
+    fixed = [w for c in (cell, decoder) for w in (c.nu_log, c.theta_log, c.gamma_log)]
+    assert not any(w.trainable for w in fixed)
+    before = [numpy(w.value).copy() for w in fixed + [cell.B_re]]
+    x = repeating_tokens(batch=16, length=LENGTH_TOKENS)
+    model.fit(x, x[:, 0] % 2, epochs=1, batch_size=8, verbose=0)
+    after = [numpy(w.value) for w in fixed + [cell.B_re]]
+    for old, new in zip(before[:-1], after[:-1]):
+        np.testing.assert_array_equal(old, new)
+    assert np.abs(after[-1] - before[-1]).max() > 0  # The input still trains.
+
+
+def test_read_by_a_stacked_tanh_rnn_truncates_and_saves(tmp_path):
+    # The comparison's r-lru-rnn: the LRU with a SimpleRNNCell stacked on it.
+    lru = LinearRecurrentUnitCell(8, state_dim=4, max_timescale=40, eigenvalue_init="fourier")
+    stack = keras.layers.StackedRNNCells([lru, keras.layers.SimpleRNNCell(8, seed=0)])
+    layer = AuxLossRNN(stack, aux_loss=None, bptt=5)
+    grad = gradient_per_step(layer, float_inputs(length=LENGTH), output_sum)
+    assert np.all(grad[:, : LENGTH - 5] == 0) and np.all(grad[:, LENGTH - 5 :] > 0)
+    model = token_model("reconstruct", compile=False, cell=keras.layers.StackedRNNCells(
+        [LinearRecurrentUnitCell(16, seed=0, eigenvalue_init="fourier", train_eigenvalues=False),
+         keras.layers.SimpleRNNCell(16, seed=1)]
+    ))  # fmt: skip
+    x = repeating_tokens(batch=8, length=LENGTH_TOKENS)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    first = loaded.layers[0].cell.cells[0]
+    assert first.eigenvalue_init == "fourier" and not first.nu_log.trainable
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_as_keras_rnn_masked_steps_carry_the_state():
@@ -110,9 +160,9 @@ def test_reconstruction_decoder_is_a_copy_of_the_cell():
     assert bottom.max_timescale == 50
 
 
-def token_model(aux_loss, compile=True):
+def token_model(aux_loss, compile=True, cell=None):
     layer = AuxLossRNN(
-        LinearRecurrentUnitCell(16, seed=0),
+        cell or LinearRecurrentUnitCell(16, seed=0),
         aux_loss=aux_loss, vocab_size=8, embedding_dim=8, aux_length=8, bptt=6,
         aux_hidden=16, aux_dropout=0.0, seed=0,
     )  # fmt: skip
@@ -151,6 +201,12 @@ def test_config_round_trip_and_keras_file(tmp_path):
     cell = LinearRecurrentUnitCell(7, state_dim=3, r_min=0.5, r_max=0.99, max_phase=1.0, seed=4)
     clone = LinearRecurrentUnitCell.from_config(cell.get_config())
     assert clone.get_config() == cell.get_config()
+    fourier = LinearRecurrentUnitCell(
+        7, max_timescale=30, eigenvalue_init="fourier", train_eigenvalues=False
+    )
+    config = fourier.get_config()
+    assert (config["eigenvalue_init"], config["train_eigenvalues"]) == ("fourier", False)
+    assert LinearRecurrentUnitCell.from_config(config).get_config() == config
     x = repeating_tokens(batch=8, length=LENGTH_TOKENS)
     model = token_model("reconstruct", compile=False)
     model.save(tmp_path / "model.keras")
@@ -191,6 +247,19 @@ def test_mixed_precision_outputs_the_compute_dtype():
         (dict(units=4, r_max=0.99, max_timescale=10), "`r_max` and `max_timescale`"),
         (dict(units=4, max_phase=0), "argument `max_phase`, expected a number in (0, 2 * pi]"),
         (dict(units=4, seed="a"), "argument `seed`"),
+        (
+            dict(units=4, eigenvalue_init="legendre"),
+            'argument `eigenvalue_init`, expected one of "ring" or "fourier", got \'legendre\'',
+        ),
+        (
+            dict(units=4, eigenvalue_init="fourier", r_min=0.5),
+            'argument `r_min`, expected None with eigenvalue_init="fourier"',
+        ),
+        (
+            dict(units=4, eigenvalue_init="fourier", max_phase=1.0),
+            'argument `max_phase`, expected None with eigenvalue_init="fourier"',
+        ),
+        (dict(units=4, train_eigenvalues=1), "argument `train_eigenvalues`, expected a boolean"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):

@@ -35,32 +35,10 @@ flags.DEFINE_integer(
 flags.DEFINE_bool(
     "lru_fourier",
     False,
-    "The LRU's eigenvalues: one modulus exp(-1 / max_timescale), phases evenly spaced on (0, pi).",
+    'The LRU\'s eigenvalue_init="fourier", as --lru_eigenvalue_init=fourier but with '
+    "--lru_r_min and --lru_max_phase accepted and unread (as the runs were made).",
 )
 FLAGS = flags.FLAGS
-
-
-@keras.saving.register_keras_serializable(package="research")
-class FourierLRUCell(LinearRecurrentUnitCell):
-    """`LinearRecurrentUnitCell` initialised as a leaky Fourier basis: every
-    `|lambda| = exp(-1 / max_timescale)`, the phases `pi * (n - 1/2) / N`."""
-
-    def _build_eigenvalues(self, size):
-        import math
-
-        import numpy as np
-
-        modulus = self._ring_max
-        phases = np.pi * (np.arange(size) + 0.5) / size
-
-        self.nu_log = self._weight(
-            "nu_log", (size,), keras.initializers.Constant(math.log(-math.log(modulus)))
-        )
-        self.theta_log = self._weight(
-            "theta_log", (size,), keras.initializers.Constant(np.log(phases).astype("float32"))
-        )
-        gamma = 0.5 * math.log(1.0 - modulus**2)
-        self.gamma_log = self._weight("gamma_log", (size,), keras.initializers.Constant(gamma))
 
 
 @keras.saving.register_keras_serializable(package="research")
@@ -154,19 +132,13 @@ class StateReaderLRUCell(LinearRecurrentUnitCell):
         return hidden, [real, imaginary, hidden]
 
 
-@keras.saving.register_keras_serializable(package="research")
-class FourierStateReaderLRUCell(StateReaderLRUCell, FourierLRUCell):
-    """`StateReaderLRUCell` with `FourierLRUCell`'s eigenvalues."""
-
-
 def lru_cell(length: int, seed: int) -> keras.layers.Layer:
     """The comparison's cell (`compare.lru_options`) with the variant's."""
     options = compare.lru_options(length)
+    if FLAGS.lru_fourier:
+        options.update(eigenvalue_init="fourier", r_min=None, max_phase=None)
     if FLAGS.lru_reader == "state":
-        kind = FourierStateReaderLRUCell if FLAGS.lru_fourier else StateReaderLRUCell
-        first = kind(compare.UNITS, seed=seed, **options)
-    elif FLAGS.lru_fourier:
-        first = FourierLRUCell(compare.UNITS, seed=seed, **options)
+        first = StateReaderLRUCell(compare.UNITS, seed=seed, **options)
     elif FLAGS.lru_input_rank:
         first = LowRankInputLRUCell(compare.UNITS, seed=seed, rank=FLAGS.lru_input_rank, **options)
     elif FLAGS.lru_dropout:
