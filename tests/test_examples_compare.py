@@ -24,14 +24,15 @@ def run_module(*args):
 
 def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
     (tmp_path / "first").mkdir()
-    output = tmp_path / "first" / "r-lru.json"
+    output = tmp_path / "first" / "r-lru-rnn.json"
     run_module(
-        "examples.compare", "--model=r-lru", "--length=196", "--epochs=2", "--pretrain_epochs=1",
-        "--bptt=10", "--train_digits=64", "--held_out_digits=32", "--num_anchors=4",
-        "--lru_state_dim=16", f"--output={output}",
+        "examples.compare", "--model=r-lru-rnn", "--length=196", "--epochs=2",
+        "--pretrain_epochs=1", "--bptt=10", "--train_digits=64", "--held_out_digits=32",
+        "--num_anchors=4", "--lru_state_dim=16", "--lru_eigenvalue_init=fourier",
+        "--lru_train_dynamics=false", f"--output={output}",
     )  # fmt: skip
     result = json.loads(output.read_text())
-    assert result["model"] == "r-lru" and result["length"] == 196
+    assert result["model"] == "r-lru-rnn" and result["length"] == 196
     assert (result["train_digits"], result["held_out_digits"]) == (64, 32)
     assert 0.0 <= result["accuracy"] <= 1.0 and result["peak_rss_gib"] > 0
     # The demo's 100 reconstructed tokens shared among the 4 anchors, in
@@ -41,17 +42,17 @@ def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
     assert result["settings"]["pretrain_epochs"] == 1 and len(result["train_accuracy"]) == 1
     assert "cores" in result["cpu"]
     table = run_module("examples.compare_report", f"--results={output.parent}")
-    label = "r-lru (4 x 25, bptt 10, 1 pretraining, state 16)"
+    label = "r-lru-rnn (4 x 25, bptt 10, 1 pretraining, fourier, state 16, fixed dynamics)"
     assert f"| {label} | 196 | 1 |" in table
     # Several folders: their runs are pooled (here the same run twice).
     again = tmp_path / "again"
     again.mkdir()
-    (again / "r-lru.json").write_text(output.read_text())
+    (again / "r-lru-rnn.json").write_text(output.read_text())
     table = run_module("examples.compare_report", f"--results={output.parent},{again}")
     assert f"| {label} | 196 | 2 |" in table
     # Runs of one model and length on different budgets are not pooled.
     result["epochs"] = 3
-    (again / "r-lru.json").write_text(json.dumps(result))
+    (again / "r-lru-rnn.json").write_text(json.dumps(result))
     report = subprocess.run(
         [sys.executable, "-m", "examples.compare_report", f"--results={output.parent},{again}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
@@ -120,16 +121,3 @@ def test_the_report_names_every_setting_a_run_changed():
     )
     research = dict(settings, lru_fourier=True, lru_r_min=0.99, lru_reader="simple")
     assert label({"model": "r-lru", "settings": research}) == "r-lru (fourier, simple reader)"
-
-
-def test_the_lru_read_by_a_tanh_rnn_runs_with_its_settings(tmp_path):
-    output = tmp_path / "r-lru-rnn.json"
-    run_module(
-        "examples.compare", "--model=r-lru-rnn", "--epochs=1", "--train_digits=32",
-        "--held_out_digits=16", "--lru_state_dim=8", "--lru_eigenvalue_init=fourier",
-        "--lru_train_dynamics=false", "--lru_timescales=2", f"--output={output}",
-    )  # fmt: skip
-    result = json.loads(output.read_text())
-    assert result["model"] == "r-lru-rnn" and 0.0 <= result["accuracy"] <= 1.0
-    settings = result["settings"]
-    assert settings["lru_eigenvalue_init"] == "fourier" and not settings["lru_train_dynamics"]
