@@ -163,11 +163,13 @@ def _pretraining_fits(values):
 
 
 @flags.multi_flags_validator(
-    ["lru_train_dynamics", "model"],
-    message=f"--lru_train_dynamics=false needs a model with an LRU ({', '.join(LRU_MODELS)}).",
+    ["lru_train_dynamics", "lru_eigenvalue_init", "model"],
+    message="--lru_train_dynamics=false and --lru_eigenvalue_init=fourier need a model with "
+    f"an LRU ({', '.join(LRU_MODELS)}).",
 )
-def _fixed_dynamics_have_a_cell(values):
-    return values["lru_train_dynamics"] or values["model"] in LRU_MODELS
+def _lru_settings_have_a_cell(values):
+    ring = values["lru_train_dynamics"] and values["lru_eigenvalue_init"] == "ring"
+    return ring or values["model"] in LRU_MODELS
 
 
 @flags.multi_flags_validator(

@@ -144,17 +144,20 @@ def plot(groups: dict, path: str, panels: list[str]) -> None:
     figure, axes_list = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for axes, panel in zip(axes_list[0], panels):
         key, label = PANELS[panel]
-        for model in sorted({model for model, _ in groups}):
+        for i, model in enumerate(sorted({model for model, _ in groups})):
             lengths = sorted(length for m, length in groups if m == model)
             stats = [summary(groups[model, length]) for length in lengths]
             spread = [s["spread"] for s in stats] if key == "mean" else None
-            axes.errorbar(lengths, [s[key] for s in stats], spread, marker="o", label=model)
+            style = dict(marker="os^D"[i // 10 % 4], color=plt.get_cmap("tab10")(i % 10))
+            axes.errorbar(lengths, [s[key] for s in stats], spread, label=model, **style)
         axes.set_xscale("log", base=2)
         axes.set_xlabel("sequence length (steps)")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
-    axes_list[0][0].legend(fontsize=8)
-    figure.tight_layout()
+    # The legend below the panels, where it hides no point.
+    handles, labels = axes_list[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, fontsize=8, loc="lower center", ncol=3, frameon=False)
+    figure.tight_layout(rect=(0, 0.06 * (1 + len(labels) // 3), 1, 1))
     figure.savefig(path, dpi=120)
 
 

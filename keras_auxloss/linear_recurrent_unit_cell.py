@@ -15,6 +15,11 @@ _MIN_SQUARED_MODULUS = 1e-8
 # The ring's inner edge and largest phase where `r_min` and `max_phase` are `None`.
 _DEFAULT_R_MIN, _DEFAULT_MAX_PHASE = 0.9, 2 * math.pi
 _EIGENVALUE_INITS = ("ring", "fourier")
+# The weights in the order `build` creates them: that of the saved files.
+_WEIGHT_ORDER = (
+    "nu_log", "theta_log", "gamma_log", "B_re", "B_im", "C_re", "C_im", "D",
+    "value_kernel", "value_bias", "gate_kernel", "gate_bias",
+)  # fmt: skip
 
 
 def _invalid(name, expected, value):
@@ -98,12 +103,12 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
         max_phase: Float in `(0, 2 * pi]` or `None`, the largest phase of
             `lambda` at initialisation on the ring. `None` (default) for
             `2 * pi`; leave it `None` with `eigenvalue_init="fourier"`.
+        seed: Integer or `None` (default), the seed of the initialisation.
         eigenvalue_init: `"ring"` (default, the paper's: moduli and phases
             drawn at random) or `"fourier"` (one modulus `r_max`, evenly
             spaced phases).
         train_eigenvalues: Boolean, whether `nu_log`, `theta_log` and
             `gamma_log` train. Defaults to `True`, as in the paper.
-        seed: Integer or `None` (default), the seed of the initialisation.
         **kwargs: Keras `Layer` arguments (`name`, `dtype`).
 
     Call arguments:
@@ -197,7 +202,7 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
     def build(self, input_shape):
         input_dim = input_shape[-1]
         size = self.state_dim or self.units
-        # Created in this order (that of the saved files).
+        # Created in this order (`_WEIGHT_ORDER`, that of the saved files).
         self._build_eigenvalues(size)
         b_std, c_std = (2 * input_dim) ** -0.5, size**-0.5
         self.B_re = self._weight("B_re", (input_dim, size), self._normal(b_std, 2))
@@ -338,6 +343,30 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
             dense(z, self.gate_kernel, self.gate_bias)
         )
 
+    def _variables_in_file_order(self):
+        """The weights in `_WEIGHT_ORDER`, trainable or not, then any a
+        subclass adds: Keras's own order puts the trainable ones first, so
+        that a cell with fixed eigenvalues would not read the files of one
+        that trained them."""
+        ordered = [getattr(self, name) for name in _WEIGHT_ORDER if hasattr(self, name)]
+        own = self._trainable_variables + self._non_trainable_variables
+        return ordered + [v for v in own if not any(v is o for o in ordered)]
+
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self._variables_in_file_order()):
+            store[f"{i}"] = variable
+
+    def load_own_variables(self, store):
+        variables = self._variables_in_file_order()
+        if len(store.keys()) != len(variables):
+            raise ValueError(
+                f"Layer '{self.name}' expected {len(variables)} variables, but received "
+                f"{len(store.keys())} variables during loading. "
+                f"Expected: {[v.name for v in variables]}"
+            )
+        for i, variable in enumerate(variables):
+            variable.assign(store[f"{i}"])
+
     def get_config(self):
         config = {
             "units": self.units,
@@ -372,9 +401,10 @@ def _check_ring(r_min, r_max, max_timescale, max_phase):
         if not _is_number(max_timescale) or not max_timescale > 0:
             raise _invalid("max_timescale", "a positive number or None", max_timescale)
         if not r_min < _ring_max(None, max_timescale):
+            shortest = f"-1 / log(r_min) = {-1 / math.log(r_min):.4g}" if r_min else "0"
             raise _invalid(
                 "max_timescale",
-                f"one above -1 / log(r_min) = {-1 / math.log(r_min):.4g} steps, so that "
+                f"one above {shortest} steps, so that "
                 f"r_max = exp(-1 / max_timescale) exceeds r_min={r_min}",
                 max_timescale,
             )

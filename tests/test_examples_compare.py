@@ -71,8 +71,8 @@ def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
         ),
         (
             ["--model=r-lstm", "--lru_train_dynamics=false"],
-            "flags lru_train_dynamics=False, model=r-lstm: --lru_train_dynamics=false needs a "
-            "model with an LRU",
+            "flags lru_train_dynamics=False, lru_eigenvalue_init=ring, model=r-lstm: "
+            "--lru_train_dynamics=false and --lru_eigenvalue_init=fourier need a model with an LRU",
         ),
         (
             ["--model=r-lru-rnn", "--lru_eigenvalue_init=fourier", "--lru_r_min=0.99"],
@@ -93,6 +93,24 @@ def test_a_setting_the_model_cannot_have_is_refused(flags, message):
     )  # fmt: skip
     assert refused.returncode != 0
     assert message in refused.stderr
+
+
+def test_the_lru_flags_need_an_lru_and_the_fourier_basis_reads_no_ring():
+    # The validators themselves, beside the refusals above (each a process).
+    from examples import compare
+
+    trained = dict(lru_train_dynamics=True, lru_eigenvalue_init="fourier")
+    assert not compare._lru_settings_have_a_cell(dict(trained, model="keras-tcn"))
+    assert compare._lru_settings_have_a_cell(dict(trained, model="r-lru-rnn"))
+    assert compare._lru_settings_have_a_cell(
+        dict(trained, lru_eigenvalue_init="ring", model="lstm")
+    )
+    ring = dict(lru_r_min=0.9, lru_max_phase=1.0)
+    assert not compare._fourier_reads_no_ring(dict(ring, lru_eigenvalue_init="fourier"))
+    assert compare._fourier_reads_no_ring(dict(ring, lru_eigenvalue_init="ring"))
+    assert compare._fourier_reads_no_ring(
+        dict(lru_r_min=0.9, lru_max_phase=2 * math.pi, lru_eigenvalue_init="fourier")
+    )
 
 
 def test_the_report_names_every_setting_a_run_changed():

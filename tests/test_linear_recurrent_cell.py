@@ -50,9 +50,11 @@ def make_rnn(cell_options=None, **kwargs):
     return cell, layer
 
 
-@pytest.mark.parametrize("eigenvalue_init", ["ring", "fourier"])
-def test_values_equal_the_equations_in_numpy(eigenvalue_init):
-    cell, layer = make_rnn(dict(eigenvalue_init=eigenvalue_init, max_timescale=20))
+@pytest.mark.parametrize(
+    "options", [{}, dict(eigenvalue_init="fourier", max_timescale=20)], ids=["ring", "fourier"]
+)
+def test_values_equal_the_equations_in_numpy(options):
+    cell, layer = make_rnn(options)
     x = float_inputs(batch=2, length=LENGTH, features=FEATURES)
     sequences, real, imaginary = layer(x)
     expected, state = numpy_lru(cell, x)
@@ -115,7 +117,12 @@ def test_read_by_a_stacked_tanh_rnn_truncates_and_saves(tmp_path):
         [LinearRecurrentUnitCell(16, seed=0, eigenvalue_init="fourier", train_eigenvalues=False),
          keras.layers.SimpleRNNCell(16, seed=1)]
     ))  # fmt: skip
+    decoder = model.layers[0].decoder_cells[0]
+    assert type(decoder) is keras.layers.StackedRNNCells and not decoder.cells[0].train_eigenvalues
     x = repeating_tokens(batch=8, length=LENGTH_TOKENS)
+    model(x, training=True)
+    (loss,) = model.losses
+    assert np.isfinite(numpy(loss)) and numpy(loss) > 0
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     first = loaded.layers[0].cell.cells[0]
@@ -219,6 +226,28 @@ def test_config_round_trip_and_keras_file(tmp_path):
         np.testing.assert_array_equal(numpy(saved.value), numpy(restored.value))
 
 
+@pytest.mark.parametrize("saved_trains, loaded_trains", [(True, False), (False, True)])
+def test_weights_files_move_between_fixed_and_trained_eigenvalues(
+    tmp_path, saved_trains, loaded_trains
+):
+    # Keras's own order puts trainable weights first; the cell saves in the
+    # order it creates them, so that fixing the eigenvalues changes no file.
+    def model(train_eigenvalues, seed):
+        cell = LinearRecurrentUnitCell(
+            8, state_dim=4, seed=seed, max_timescale=30, train_eigenvalues=train_eigenvalues
+        )
+        return keras.Sequential([keras.Input((LENGTH, FEATURES)), keras.layers.RNN(cell)])
+
+    saved, loaded = model(saved_trains, seed=0), model(loaded_trains, seed=1)
+    saved.save_weights(tmp_path / "cell.weights.h5")
+    loaded.load_weights(tmp_path / "cell.weights.h5")
+    cells = saved.layers[0].cell, loaded.layers[0].cell
+    for name in ("nu_log", "gamma_log", "B_re", "gate_bias"):
+        np.testing.assert_array_equal(*(numpy(getattr(c, name).value) for c in cells))
+    x = float_inputs(batch=2, length=LENGTH, features=FEATURES)
+    np.testing.assert_allclose(numpy(loaded(x)), numpy(saved(x)), rtol=1e-6, atol=1e-6)
+
+
 def test_mixed_precision_outputs_the_compute_dtype():
     cell = LinearRecurrentUnitCell(8, dtype="mixed_bfloat16", seed=0)
     layer = AuxLossRNN(cell, vocab_size=8, aux_length=6, bptt=4, dtype="mixed_bfloat16")
@@ -258,6 +287,10 @@ def test_mixed_precision_outputs_the_compute_dtype():
         (
             dict(units=4, eigenvalue_init="fourier", max_phase=1.0),
             'argument `max_phase`, expected None with eigenvalue_init="fourier"',
+        ),
+        (
+            dict(units=4, eigenvalue_init="fourier", max_timescale=1e-3),
+            "argument `max_timescale`, expected one above 0 steps",
         ),
         (dict(units=4, train_eigenvalues=1), "argument `train_eigenvalues`, expected a boolean"),
     ],

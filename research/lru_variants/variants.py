@@ -41,6 +41,16 @@ flags.DEFINE_bool(
 FLAGS = flags.FLAGS
 
 
+@flags.multi_flags_validator(
+    ["lru_reader", "lru_input_rank", "lru_dropout"],
+    message="The first cell takes one variant: --lru_reader=state, --lru_input_rank or "
+    "--lru_dropout.",
+)
+def _one_first_cell(values):
+    given = [values["lru_reader"] == "state", values["lru_input_rank"], values["lru_dropout"]]
+    return sum(map(bool, given)) <= 1
+
+
 @keras.saving.register_keras_serializable(package="research")
 class LowRankInputLRUCell(LinearRecurrentUnitCell):
     """`LinearRecurrentUnitCell` whose state reads `rank` features of its
@@ -49,6 +59,9 @@ class LowRankInputLRUCell(LinearRecurrentUnitCell):
     def __init__(self, *args, rank=1, **kwargs):
         super().__init__(*args, **kwargs)
         self.rank = rank
+
+    def get_config(self):
+        return {**super().get_config(), "rank": self.rank}
 
     def build(self, input_shape):
         super().build(input_shape)
