@@ -289,12 +289,9 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
         u = ops.cast(inputs, dtype)
         real, imaginary = (ops.cast(s, dtype) for s in states)
         lambda_re, lambda_im, gamma = self.eigenvalues()
-
-        # The recurrence: x_t = lambda * x_{t-1} + gamma * (u_t @ B), complex.
-        input_re, input_im = self.inputs_to_state(u, gamma)
-        new_real = lambda_re * real - lambda_im * imaginary + input_re
-        new_imaginary = lambda_re * imaginary + lambda_im * real + input_im
-
+        new_real, new_imaginary = self.recur(
+            (lambda_re, lambda_im), (real, imaginary), self.inputs_to_state(u, gamma)
+        )
         output = self.readout(new_real, new_imaginary, u)
         compute = self.compute_dtype
         return output, [ops.cast(new_real, compute), ops.cast(new_imaginary, compute)]
@@ -313,6 +310,20 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
     def eigenvalues_polar(self):
         """`(log |lambda|, arg lambda)`: `(-exp(nu_log), exp(theta_log))`."""
         return -ops.exp(self._read(self.nu_log)), ops.exp(self._read(self.theta_log))
+
+    @staticmethod
+    def recur(eigenvalues, state, inputs_to_state):
+        """One step of the recurrence, `x_t = lambda * x_{t-1} + b_t`, in
+        real and imaginary parts: `eigenvalues` `(lambda_re, lambda_im)`,
+        `state` `(Re x_{t-1}, Im x_{t-1})` and `inputs_to_state` `(Re b_t,
+        Im b_t)` (`inputs_to_state`'s) give `(Re x_t, Im x_t)`."""
+        lambda_re, lambda_im = eigenvalues
+        real, imaginary = state
+        input_re, input_im = inputs_to_state
+        return (
+            lambda_re * real - lambda_im * imaginary + input_re,
+            lambda_re * imaginary + lambda_im * real + input_im,
+        )
 
     def inputs_to_state(self, u, gamma):
         """`gamma * (u @ B)` as its real and imaginary parts, for inputs `u`

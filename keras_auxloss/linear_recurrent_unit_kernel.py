@@ -34,11 +34,7 @@ def run(cell, inputs, state, return_sequences):
     compute = cell.compute_dtype
 
     def step(b_t, x):
-        real, imaginary = x
-        real, imaginary = (
-            lambda_re * real - lambda_im * imaginary + b_t[:, :size],
-            lambda_re * imaginary + lambda_im * real + b_t[:, size:],
-        )
+        real, imaginary = cell.recur((lambda_re, lambda_im), x, (b_t[:, :size], b_t[:, size:]))
         if compute != u.dtype:  # The cell keeps its state in the compute dtype.
             real, imaginary = (ops.cast(ops.cast(s, compute), u.dtype) for s in (real, imaginary))
         return real, (real, imaginary)

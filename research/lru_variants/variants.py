@@ -131,10 +131,8 @@ class StateReaderLRUCell(LinearRecurrentUnitCell):
         u = ops.cast(inputs, "float32")
         real, imaginary, hidden = (ops.cast(s, "float32") for s in states)
         lambda_re, lambda_im, gamma = self.eigenvalues()
-        input_re, input_im = self.inputs_to_state(u, gamma)
-        real, imaginary = (
-            lambda_re * real - lambda_im * imaginary + input_re,
-            lambda_re * imaginary + lambda_im * real + input_im,
+        real, imaginary = self.recur(
+            (lambda_re, lambda_im), (real, imaginary), self.inputs_to_state(u, gamma)
         )
         read = ops.concatenate([real, imaginary, u], axis=-1)
         hidden = ops.tanh(
