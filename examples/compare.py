@@ -70,7 +70,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from examples import input_pipeline
+from examples import input_pipeline, lru_reader
+from examples.compare_models import AUXILIARY, LRU_MODELS, MODELS
 from examples.machine import cpu_model
 from keras_auxloss import AuxLossLSTM, AuxLossRNN, LinearRecurrentUnitCell
 
@@ -80,24 +81,7 @@ LENGTHS = {196: 14, 784: 28, 4096: 64, 16384: 128}
 # so that the memory of training stays the same from 784 steps on.
 TRUNCATION = {196: (20, 100), 784: (300, 600), 4096: (300, 600), 16384: (300, 600)}
 UNITS, EMBEDDING, AUX_WEIGHT = 64, 32, 5.0
-MODELS = (
-    "lstm",
-    "r-lstm",
-    "lstm-full-bp",
-    "lru",
-    "r-lru",
-    "lru-full-bp",
-    "lru-rnn",
-    "r-lru-rnn",
-    "keras-lmu",
-    "r-lmu-cell",
-    "lmu-cell",
-    "keras-tcn",
-)
 TCN_KERNEL = 3
-# The models with an auxiliary loss, and those with an LRU.
-AUXILIARY = ("r-lstm", "r-lru", "r-lru-rnn", "r-lmu-cell")
-LRU_MODELS = ("lru", "r-lru", "lru-full-bp", "lru-rnn", "r-lru-rnn")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", None, MODELS, "The model.")
@@ -273,8 +257,7 @@ def recurrent_layer(model: str, length: int, seed: int) -> keras.layers.Layer:
     if model in ("lru", "r-lru"):
         return AuxLossRNN(lru_cell(length, seed), aux_loss=aux, **ours)
     if model in ("lru-rnn", "r-lru-rnn"):  # The LRU read by a tanh RNN stacked on it.
-        reader = keras.layers.SimpleRNNCell(UNITS, seed=seed + 1000)
-        cells = keras.layers.StackedRNNCells([lru_cell(length, seed), reader])
+        cells = lru_reader.read_by_rnn(lru_cell(length, seed), UNITS, seed)
         return AuxLossRNN(cells, aux_loss=aux, **ours)
     if model in ("lmu-cell", "r-lmu-cell"):
         import keras_lmu

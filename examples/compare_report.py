@@ -19,6 +19,8 @@ import os
 import numpy as np
 from absl import app, flags
 
+from examples.compare_models import OURS
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
     "results", None, "Folders of compare.py's JSON files (each searched recursively)."
@@ -35,10 +37,7 @@ def label(result: dict) -> str:
     they are not the comparison's defaults (`r-lru (r_min 0.99, state 128)`,
     `r-lstm (4 x 25)`)."""
     settings, model = result["settings"], result["model"]
-    ours = model in (
-        "lstm", "r-lstm", "lru", "r-lru", "lru-full-bp", "lru-rnn", "r-lru-rnn", "r-lmu-cell",
-        "lmu-cell",
-    )  # fmt: skip
+    ours = model in OURS
     given = []
     if ours and (settings.get("num_anchors", 1) != 1 or settings.get("aux_length")):
         given.append(f"{settings['num_anchors']} x {settings['truncation'][1]}")

@@ -22,8 +22,17 @@ DATASETS = (
     "text",
     "generated",
 )
-# Model name: the `aux_loss` of its `AuxLossLSTM`.
-AUX_LOSSES = {"lstm": None, "r-lstm": "reconstruct", "p-lstm": "predict"}
+# Model name: the `aux_loss` of its layer, an `AuxLossLSTM`, or for the
+# models of `LRU_READER_MODELS` an `AuxLossRNN` of the package's LRU read by
+# a tanh RNN (`lru_reader.py`).
+AUX_LOSSES = {
+    "lstm": None,
+    "r-lstm": "reconstruct",
+    "p-lstm": "predict",
+    "lru-rnn": None,
+    "r-lru-rnn": "reconstruct",
+}
+LRU_READER_MODELS = ("lru-rnn", "r-lru-rnn")
 TEXT_DATASETS = ("ag_news_subset", "imdb_reviews")
 EVALUATION_SPLITS = ("test", "validation")
 MNIST_SIZE = 28
@@ -48,7 +57,9 @@ class Config:
     dataset: str = setting(help="The experiment's dataset.", choices=DATASETS)
     model: str = setting(
         "r-lstm",
-        help="lstm (no auxiliary loss), r-lstm (reconstruction) or p-lstm (prediction).",
+        help="lstm (no auxiliary loss), r-lstm (reconstruction) or p-lstm (prediction); "
+        "lru-rnn, r-lru-rnn: the package's LinearRecurrentUnitCell read by a tanh RNN, "
+        "without and with reconstruction (examples/lru_reader.py).",
         choices=tuple(AUX_LOSSES),
     )
     # Data.
@@ -86,7 +97,9 @@ class Config:
         choices=EVALUATION_SPLITS,
     )
     # The layer (`bptt=None` is full backpropagation).
-    units: int = setting(128, help="Main LSTM units.")
+    units: int = setting(
+        128, help="Main LSTM units (lru-rnn, r-lru-rnn: the LRU's outputs and the RNN's units)."
+    )
     embedding_dim: int = setting(128, help="Token embedding.")
     bptt: int | None = setting(300, help="Steps the supervised gradient flows through.")
     aux_length: int = setting(600, help="Tokens reconstructed or predicted.")

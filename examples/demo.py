@@ -48,8 +48,15 @@ import sys
 from absl import app, flags
 
 from examples import experiment, generated_task, plots
-from examples.config import Config, config_values_from_flags, define_config_flags
-from examples.presets import DEFAULT_MODELS, DEFAULT_TASK, DEMO_MODELS, RUN_DEFAULTS, TASKS
+from examples.config import AUX_LOSSES, Config, config_values_from_flags, define_config_flags
+from examples.presets import (
+    DEFAULT_MODELS,
+    DEFAULT_TASK,
+    DEMO_MODELS,
+    JOINT_FROM_THE_START,
+    RUN_DEFAULTS,
+    TASKS,
+)
 
 FLAGS = flags.FLAGS
 # The `Config` fields that the demo sets itself, from its own flags.
@@ -127,7 +134,7 @@ def run_config(plan: Plan, model: str, seed: str) -> Config:
     """The `Config` of one run: `model` (a name of `DEMO_MODELS`) with `seed`."""
     model_type, full_bp = DEMO_MODELS[model]
     values = plan.run_values
-    if model_type == "lstm":  # As many epochs as the two phases together.
+    if model_type in JOINT_FROM_THE_START:  # As many epochs as the two phases together.
         values["epochs"] += values.pop("pretrain_epochs")
     if full_bp:
         values["bptt"] = None
@@ -172,9 +179,11 @@ def row(plan: Plan, model: str, runs: list[dict]) -> str:
     values = plan.settings
     accuracies = [run["accuracy"] for run in runs]
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-    _, full_bp = DEMO_MODELS[model]
+    model_type, full_bp = DEMO_MODELS[model]
     windows = (
-        "-" if model.startswith("lstm") else f"{values['num_anchors']} x {values['aux_length']}"
+        "-"
+        if AUX_LOSSES[model_type] is None
+        else f"{values['num_anchors']} x {values['aux_length']}"
     )
     return (
         f"| {model} | {'full' if full_bp else values['bptt']} | {windows} | "

@@ -17,9 +17,9 @@ import time
 import keras
 from absl import logging
 
-from examples import input_pipeline, plots
-from examples.config import AUX_LOSSES, Config
-from keras_auxloss import AuxLossLSTM
+from examples import input_pipeline, lru_reader, plots
+from examples.config import AUX_LOSSES, LRU_READER_MODELS, Config
+from keras_auxloss import AuxLossLSTM, AuxLossRNN
 
 # ---------------------------------------------------------------- model
 
@@ -29,21 +29,27 @@ def build_model(
 ) -> keras.Model:
     """The paper's classifier on `sequence_length` int32 tokens.
 
-    `model_type` is `"lstm"` (no auxiliary loss), `"r-lstm"` or `"p-lstm"`;
-    `layer_options` go to `AuxLossLSTM` (`units` is required). A `bptt` or
-    `aux_length` that does not fit the sequence raises the layer's
-    `ValueError`.
+    `model_type` is a name of `AUX_LOSSES`: `"lstm"` (no auxiliary loss),
+    `"r-lstm"` or `"p-lstm"`, whose layer is an `AuxLossLSTM`, or
+    `"lru-rnn"` or `"r-lru-rnn"`, an `AuxLossRNN` of the LRU read by a tanh
+    RNN (`lru_reader.lru_reader_cells`, of `units` and seeded with the
+    layer's `seed`, 0 if `None`). `layer_options` go to the layer (`units`
+    is required). A `bptt` or `aux_length` that does not fit the sequence
+    raises the layer's `ValueError`.
     """
     if model_type not in AUX_LOSSES:
         raise ValueError(
             f"Received an invalid value for argument `model_type`, expected one of "
             f"{', '.join(AUX_LOSSES)}, got {model_type!r}."
         )
+    options = dict(aux_loss=AUX_LOSSES[model_type], vocab_size=vocab_size, **layer_options)
+    if model_type in LRU_READER_MODELS:
+        units, seed = options.pop("units"), options.get("seed") or 0
+        layer = AuxLossRNN(lru_reader.lru_reader_cells(units, sequence_length, seed), **options)
+    else:
+        layer = AuxLossLSTM(**options)
     inputs = keras.Input((sequence_length,), dtype="int32", name="tokens")
-    features = AuxLossLSTM(aux_loss=AUX_LOSSES[model_type], vocab_size=vocab_size, **layer_options)(
-        inputs
-    )
-    hidden = keras.layers.Dense(256, activation="relu")(features)
+    hidden = keras.layers.Dense(256, activation="relu")(layer(inputs))
     hidden = keras.layers.Dropout(0.5)(hidden)
     logits = keras.layers.Dense(num_classes, name="logits")(hidden)
     return keras.Model(inputs, logits, name=model_type)
@@ -77,9 +83,9 @@ def optimizer(config: Config) -> keras.optimizers.Optimizer:
 
 
 def _set_classifier_trainable(model: keras.Model, trainable: bool) -> None:
-    """Freezes or unfreezes every layer after the `AuxLossLSTM`."""
+    """Freezes or unfreezes every layer after the recurrent layer."""
     for layer in model.layers:
-        if not isinstance(layer, AuxLossLSTM):
+        if not isinstance(layer, AuxLossRNN):
             layer.trainable = trainable
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -72,6 +73,7 @@ def test_the_mnist5k_demo_runs_lstm_against_r_lstm(tmp_path):
     assert [(m, b, w.strip()) for m, b, w in rows[1:]] == [
         ("lstm", "20", "-"),
         ("r-lstm", "20", "1 x 100"),
+        ("r-lru-rnn", "20", "1 x 100"),
     ]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["settings"]["epochs"] == 1 and results["task"] == "mnist5k"
@@ -98,7 +100,11 @@ def plan(*arguments):
 
 
 def test_without_overrides_the_runs_are_the_presets_and_the_old_flags_keep_their_meaning():
-    assert (plan().task, plan().models, plan().seeds) == ("mnist5k", ["lstm", "r-lstm"], ["0"])
+    assert (plan().task, plan().models, plan().seeds) == (
+        "mnist5k",
+        ["lstm", "r-lstm", "r-lru-rnn"],
+        ["0"],
+    )
     assert plan().settings == TASKS["mnist5k"] and TASKS["mnist5k"]["aux_weight"] == 5.0
     default = plan("--task=generated")
     assert (default.task, default.models, default.seeds) == (
@@ -129,6 +135,16 @@ def test_without_overrides_the_runs_are_the_presets_and_the_old_flags_keep_their
         **dict(TASKS["pmnist5k"], epochs=30, pretrain_epochs=0),
     )
     assert mnist.evaluate_on == "test" and mnist.sequence_length is None
+    # The LRU read by a tanh RNN trains both losses from the start, as chosen.
+    lru = demo.run_config(plan(), "r-lru-rnn", "0")
+    assert (lru.model, lru.bptt, lru.aux_length, lru.epochs, lru.pretrain_epochs) == (
+        "r-lru-rnn",
+        20,
+        100,
+        30,
+        0,
+    )
+    assert demo.run_config(plan(), "r-lstm", "0").pretrain_epochs == 2
 
     # The demo's own flags, as before overrides existed.
     old_flags = plan(
@@ -190,8 +206,64 @@ def test_any_config_field_overrides_the_preset_and_the_table_names_the_split(tmp
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
     test_plan = plan("--task=mnist5k", f"--output_dir={tmp_path}")
-    demo.report(test_plan, {"lstm": [fake_run(0.5)], "r-lstm": [fake_run(0.6)]})
+    demo.report(
+        test_plan,
+        {"lstm": [fake_run(0.5)], "r-lstm": [fake_run(0.6)], "r-lru-rnn": [fake_run(0.9)]},
+    )
     printed = capsys.readouterr().out
+    assert "| r-lru-rnn | 20 | 1 x 100 | 0.900 ± 0.000 | 0.900 | 3 |" in printed
     assert "mnist5k: 4,000 real MNIST digits to train, 1,000 to test" in printed
     assert "Evaluated on the test set. Seeds: 0." in printed
     assert "| test accuracy |" in printed
+
+
+def test_the_demos_lru_read_by_an_rnn_is_the_comparisons_chosen_setting():
+    # The demo's r-lru-rnn layer is the one docs/results.md measured with
+    # examples.compare's flags: the same configuration, and the same initial
+    # weights of its cells for the same seed.
+    import keras
+    import numpy as np
+
+    from examples import compare, experiment
+    from keras_auxloss import AuxLossRNN, LinearRecurrentUnitCell
+
+    chosen = dict(
+        model="r-lru-rnn", lru_eigenvalue_init="fourier", lru_train_dynamics="false",
+        lru_state_dim="128", lru_timescales="2",
+    )  # fmt: skip
+    # Parsed one by one: other modules' required flags (compare_report's)
+    # may be defined in this process.
+    for name, value in chosen.items():
+        compare.FLAGS[name].parse(value)
+    compare.FLAGS.mark_as_parsed()
+    try:
+        keras.utils.set_random_seed(3)  # As each run sets it.
+        measured = compare.recurrent_layer("r-lru-rnn", 196, seed=3)
+        measured(keras.ops.zeros((2, 196), "int32"))
+    finally:
+        compare.FLAGS.unparse_flags()
+    keras.utils.set_random_seed(3)
+    config = demo.run_config(plan(), "r-lru-rnn", "3")
+    digits = types.SimpleNamespace(sequence_length=196, vocab_size=256, num_classes=10)
+    demo_model = experiment.model_for(config, digits)
+    (shown,) = [layer for layer in demo_model.layers if isinstance(layer, AuxLossRNN)]
+
+    def without_names(config):
+        if isinstance(config, dict):
+            return {k: without_names(v) for k, v in config.items() if k != "name"}
+        if isinstance(config, list):
+            return [without_names(v) for v in config]
+        return config
+
+    assert without_names(shown.get_config()) == without_names(measured.get_config())
+    lru, reader = shown.cell.cells
+    assert isinstance(lru, LinearRecurrentUnitCell) and isinstance(
+        reader, keras.layers.SimpleRNNCell
+    )
+    assert (lru.state_dim, lru.eigenvalue_init, lru.train_eigenvalues) == (128, "fourier", False)
+    assert lru.max_timescale == 2 * 196
+    # The main cells' initial weights (the decoder's head draws from Keras's
+    # global seed in the order its model builds layers).
+    assert len(shown.cell.weights) == len(measured.cell.weights) == 15
+    for ours, theirs in zip(shown.cell.weights, measured.cell.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.path)

@@ -50,7 +50,11 @@ WRITTEN_OUT_FLAGS = {
     "units": ("int", 128, None, None),
     "verbose": ("int", 1, None, None),
 }
-NEW_FLAGS = {"evaluate_on": ("string enum", "test", None, ["test", "validation"])}
+# Flags added since, or choices added to a written-out flag.
+NEW_FLAGS = {
+    "evaluate_on": ("string enum", "test", None, ["test", "validation"]),
+    "model": ("string enum", "r-lstm", None, ["lstm", "r-lstm", "p-lstm", "lru-rnn", "r-lru-rnn"]),
+}
 
 
 def train_flags():
@@ -120,7 +124,7 @@ def test_skipped_fields_and_flags_defaulting_to_none():
     )
     assert "dataset" not in names and "seed" not in names and "units" in names
     assert flag_values["units"].default is None
-    assert flag_values["units"].help.endswith("Main LSTM units. [units]")
+    assert flag_values["units"].help.endswith("the RNN's units). [units]")
     flag_values(["demo.py", "--units=3"])  # Nothing required.
     assert flag_values.units == 3 and flag_values.epochs is None
     with pytest.raises(flags.IllegalFlagValueError, match="epochs"):
