@@ -49,7 +49,10 @@ def build_model(
     else:
         layer = AuxLossLSTM(**options)
     inputs = keras.Input((sequence_length,), dtype="int32", name="tokens")
-    hidden = keras.layers.Dense(256, activation="relu")(layer(inputs))
+    # Called before the head is made: the layers draw their initializers'
+    # seeds as they are made and built, in this order in every run.
+    features = layer(inputs)
+    hidden = keras.layers.Dense(256, activation="relu")(features)
     hidden = keras.layers.Dropout(0.5)(hidden)
     logits = keras.layers.Dense(num_classes, name="logits")(hidden)
     return keras.Model(inputs, logits, name=model_type)

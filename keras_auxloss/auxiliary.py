@@ -38,13 +38,27 @@ def decoder_cells(main_cell, aux_loss, aux_units, aux_layers, dtype):
         # of its kind and size, without the regularizers, constraints and
         # dropout set for the main network (as in the paper, only the
         # decoder's head drops).
-        config = {
-            key: None if key.endswith(("_regularizer", "_constraint")) else value
-            for key, value in main_cell.get_config().items()
-        }
-        config.update({k: 0.0 for k in ("dropout", "recurrent_dropout") if k in config})
+        config = unregularized(main_cell.get_config())
         cells[0] = type(main_cell).from_config({**config, "name": "decoder_cell_0"})
     return cells
+
+
+def unregularized(config):
+    """A cell's `config` without regularizers, constraints or dropout, and
+    so the configs of the cells it stacks (`StackedRNNCells`' `cells`)."""
+    config = {
+        key: None if key.endswith(("_regularizer", "_constraint")) else value
+        for key, value in config.items()
+    }
+    config.update({k: 0.0 for k in ("dropout", "recurrent_dropout") if k in config})
+    if isinstance(config.get("cells"), list):
+        config["cells"] = [
+            {**cell, "config": unregularized(cell["config"])}
+            if isinstance(cell, dict) and isinstance(cell.get("config"), dict)
+            else cell
+            for cell in config["cells"]
+        ]
+    return config
 
 
 class AuxiliaryDecoder:

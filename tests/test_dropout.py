@@ -163,6 +163,25 @@ def test_decoder_cells_take_no_dropout():
     assert (layer.cell.dropout, layer.cell.recurrent_dropout) == (0.3, 0.2)
 
 
+def test_a_stacked_cells_decoder_copy_takes_no_regularizer_or_constraint_in_any_cell():
+    # As for a single cell, in each cell of a stack (a stack's cells take no
+    # dropout: `cell_checks` refuses it).
+    stacked = keras.layers.StackedRNNCells(
+        [
+            keras.layers.SimpleRNNCell(4, kernel_regularizer="l2"),
+            keras.layers.LSTMCell(4, bias_constraint="non_neg"),
+        ]
+    )
+    layer = AuxLossRNN(stacked, bptt=3, aux_length=3)
+    layer(float_inputs(length=10), training=True)
+    first, second = layer.decoder_cells[0].cells
+    assert (first.kernel_regularizer, second.bias_constraint) == (None, None)
+    main_first, main_second = layer.cell.cells  # The main network's keep theirs.
+    assert main_first.kernel_regularizer is not None and main_second.bias_constraint is not None
+    # Only the main network's regularizer adds a loss.
+    assert len(main_first.losses) == 1 and not first.losses
+
+
 def test_lstm_with_input_dropout_keeps_its_fast_path():
     cell = keras.layers.LSTMCell(4, dropout=0.3)
     assert isinstance(runner_for(cell, "float32"), LSTMRunner)

