@@ -1,7 +1,7 @@
 """`make demo`: the method's claim, in minutes on a CPU, nothing downloaded.
 
 Trains an LSTM and an r-LSTM truncated to the same `bptt` steps, and on
-real digits the package's long-memory configuration truncated the same way
+`mnist5k` the package's long-memory configuration truncated the same way
 (`r-lru-rnn`: its `LinearRecurrentUnitCell` read by a tanh RNN, with the
 reconstruction loss; `lru_reader.py`), or on request a p-LSTM, the stack
 without the auxiliary loss (`lru-rnn`) and full-backpropagation references,
@@ -16,8 +16,8 @@ Two tasks, each with its settings fixed in `presets.py` (`TASKS`):
   test), shrunk to 14 x 14 (196 steps), with the paper's two-phase schedule
   (2 epochs on the auxiliary loss alone, then 28 on both; 30 on both from
   the start for `r-lru-rnn`, as it was chosen, and 30 for models without
-  auxiliary loss). mnist5k's three default models take about 18 minutes on
-  two CPU cores, the LSTM and the r-LSTM 9 of them;
+  auxiliary loss). mnist5k's three default models take about 19 minutes on
+  two CPU cores, the LSTM and the r-LSTM about 10 of them;
 - `generated`: the task of `generated_task.py` (the evidence ends `gap`
   steps before the end of each sequence, `bptt < gap`), in 2 minutes.
 

@@ -29,9 +29,9 @@ DEMO_MODELS = {
 JOINT_FROM_THE_START = ("lstm", "lru-rnn", "r-lru-rnn")
 
 # The settings of each task, chosen before measuring the test set (see
-# examples/README.md for why). `pretrain_epochs` applies to the models with an auxiliary loss;
-# models without one train `pretrain_epochs + epochs` epochs on their loss, so
-# that every model sees the data as many times.
+# examples/README.md for why). `pretrain_epochs` applies to the models with an auxiliary loss
+# but those of `JOINT_FROM_THE_START`, which train `pretrain_epochs + epochs`
+# epochs on their losses, so that every model sees the data as many times.
 _MNIST5K = dict(
     mnist_size=14,
     units=64,

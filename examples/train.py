@@ -1,4 +1,6 @@
-"""The paper's experiments: AuxLossLSTM classifiers on long sequences from
+"""The paper's experiments: AuxLossLSTM classifiers (or, with
+`--model=lru-rnn` / `r-lru-rnn`, the package's LRU read by a tanh RNN in
+AuxLossRNN) on long sequences from
 tensorflow-datasets, or on the generated task of `generated_task.py`.
 
 Every dataset becomes one token per step, tokens in 0..255 (vocab 256):
@@ -30,7 +32,8 @@ blocks, 196 steps; it must divide 28); the pMNIST permutation is then one
 of the smaller number of positions.
 
 The network is the paper's: the tokens go into `AuxLossLSTM` (embedding 128,
-128 units), then Dense(256, relu), Dropout(0.5) and Dense(classes). With
+128 units; `AuxLossRNN` of `lru_reader.lru_reader_cells` for `lru-rnn` and
+`r-lru-rnn`), then Dense(256, relu), Dropout(0.5) and Dense(classes). With
 `--pretrain_epochs` > 0 an r-LSTM or p-LSTM first trains on its auxiliary
 loss alone, then on the sum of both losses for `--epochs` (the paper's
 two-phase schedule). `--output_dir` (default `runs/<dataset>-<model>`)

@@ -312,14 +312,14 @@ class LinearRecurrentUnitCell(keras.layers.Layer):
         return -ops.exp(self._read(self.nu_log)), ops.exp(self._read(self.theta_log))
 
     @staticmethod
-    def recur(eigenvalues, state, inputs_to_state):
+    def recur(eigenvalues, state, drive):
         """One step of the recurrence, `x_t = lambda * x_{t-1} + b_t`, in
         real and imaginary parts: `eigenvalues` `(lambda_re, lambda_im)`,
-        `state` `(Re x_{t-1}, Im x_{t-1})` and `inputs_to_state` `(Re b_t,
-        Im b_t)` (`inputs_to_state`'s) give `(Re x_t, Im x_t)`."""
+        `state` `(Re x_{t-1}, Im x_{t-1})` and `drive` `(Re b_t, Im b_t)`
+        (what `inputs_to_state` gives) make `(Re x_t, Im x_t)`."""
         lambda_re, lambda_im = eigenvalues
         real, imaginary = state
-        input_re, input_im = inputs_to_state
+        input_re, input_im = drive
         return (
             lambda_re * real - lambda_im * imaginary + input_re,
             lambda_re * imaginary + lambda_im * real + input_im,
