@@ -238,7 +238,8 @@ class MainNetwork:
         `window`: token windows are embedded and projected before the loop;
         float inputs are projected step by step in the loop, as in
         `step_inputs`, so that a window gives bit for bit the values of the
-        whole pass (a fused kernel reads them whole). `dropout`: the cell's
+        whole pass (a fused kernel reads them whole); a token window's, to
+        float rounding (the pass may read a table of every token's gates). `dropout`: the cell's
         `DropoutMasks` for the window's rows, or `None`."""
         if self.embedding is not None:
             return self.runner.project(self.embed(window), dropout), None

@@ -48,10 +48,14 @@ def test_training_output_equals_inference_output(aux_loss, vocab_size, options):
     else:
         x = rng.normal(size=(4, LENGTH, 3)).astype("float32")
     layer = small_layer(aux_loss=aux_loss, vocab_size=vocab_size, **options)
+    # Equal to float rounding: the supervised window embeds and projects its
+    # tokens in one product where the pass reads a table of every token's
+    # gates, and on some CPUs (AVX2) products of other shapes round
+    # otherwise. A window run from the wrong state or steps differs by far more.
     for training, inference in zip(
         keras.tree.flatten(layer(x, training=True)), keras.tree.flatten(layer(x, training=False))
     ):
-        np.testing.assert_array_equal(training, inference)
+        np.testing.assert_allclose(training, inference, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("aux_loss", ["reconstruct", "predict"])
