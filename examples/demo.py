@@ -53,7 +53,7 @@ import sys
 
 from absl import app, flags
 
-from examples import generated_task, parallel_runs, plots
+from examples import experiment, generated_task, plots
 from examples.config import AUX_LOSSES, Config, config_values_from_flags, define_config_flags
 from examples.presets import (
     DEFAULT_MODELS,
@@ -97,15 +97,6 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_list("models", None, models_help, **given)
     flags.DEFINE_list("seeds", ["0"], "One run per model and seed.", **given)
     flags.DEFINE_string("output_dir", None, "Outputs (default: runs/demo-<task>).", **given)
-    flags.DEFINE_integer(
-        "jobs",
-        None,
-        "Runs at a time, each in a process of its own, the cores shared among them "
-        "(default: as many as the cores, at most the runs); 1 runs them one after the other "
-        "in this process. A run's numbers do not depend on it.",
-        lower_bound=1,
-        **given,
-    )
     define_config_flags(flag_values, skip=SET_BY_DEMO, describe_default=describe_default)
     flags.DEFINE_alias("train_size", "generated_train_size", **given)
 
@@ -120,8 +111,6 @@ class Plan:
     # The task's settings with the flags' overrides; results.json records them.
     settings: dict
     output_dir: str
-    # Runs at a time (`parallel_runs.run_all`).
-    jobs: int = 1
 
     @property
     def run_values(self) -> dict:
@@ -133,7 +122,6 @@ def plan_from_flags(flag_values: flags.FlagValues = FLAGS) -> Plan:
     """The `Plan` of the parsed flags; unknown `--models` are a usage error."""
     task = flag_values.task
     models = DEFAULT_MODELS[task] if flag_values.models is None else flag_values.models
-    seeds = list(flag_values.seeds)
     unknown = set(models) - set(DEMO_MODELS)
     if unknown:
         raise app.UsageError(
@@ -142,10 +130,9 @@ def plan_from_flags(flag_values: flags.FlagValues = FLAGS) -> Plan:
     return Plan(
         task=task,
         models=list(models),
-        seeds=seeds,
+        seeds=list(flag_values.seeds),
         settings={**TASKS[task], **config_values_from_flags(flag_values, OVERRIDES)},
         output_dir=flag_values.output_dir or os.path.join("runs", f"demo-{task}"),
-        jobs=flag_values.jobs or parallel_runs.default_jobs(len(models) * len(seeds)),
     )
 
 
@@ -193,17 +180,6 @@ def caption(plan: Plan) -> str:
     return f"{task} {split} Seeds: {', '.join(plan.seeds)}."
 
 
-def how_run(plan: Plan) -> str:
-    """How the runs shared the machine, which their seconds depend on."""
-    if plan.jobs == 1:
-        return "One run at a time."
-    threads = parallel_runs.threads_per_run(plan.jobs)
-    return (
-        f"{plan.jobs} runs at a time, each in a process of its own with {threads} "
-        f"thread{'s' if threads > 1 else ''}."
-    )
-
-
 def row(plan: Plan, model: str, runs: list[dict]) -> str:
     """A model's row of the table: its accuracy over the seeds."""
     values = plan.settings
@@ -227,7 +203,7 @@ def table(plan: Plan, results: dict) -> list[str]:
     """The lines of `results.md`: caption, a row per model, the command."""
     evaluated_on = plan.run_values.get("evaluate_on", "test")
     return [
-        caption(plan) + " " + how_run(plan),
+        caption(plan),
         "",
         f"| model | bptt | anchors x l | {evaluated_on} accuracy | per seed | seconds |",
         "|---|---:|---|---:|---|---:|",
@@ -246,8 +222,7 @@ def report(plan: Plan, results: dict) -> None:
     with open(os.path.join(plan.output_dir, "results.md"), "w") as file:
         file.write("\n".join(lines) + "\n")
     with open(os.path.join(plan.output_dir, "results.json"), "w") as file:
-        record = {"settings": plan.settings, "task": plan.task, "jobs": plan.jobs, "runs": results}
-        json.dump(record, file, indent=1)
+        json.dump({"settings": plan.settings, "task": plan.task, "runs": results}, file, indent=1)
     plots.plot_mean_curves(
         results,
         os.path.join(plan.output_dir, "curves.png"),
@@ -258,15 +233,10 @@ def report(plan: Plan, results: dict) -> None:
 def main(argv):
     del argv
     plan = plan_from_flags()
-    runs = [(model, seed) for model in plan.models for seed in plan.seeds]
-    done = parallel_runs.run_all(
-        [run_config(plan, model, seed) for model, seed in runs],
-        plan.jobs,
-        labels=[f"{model} seed {seed}" for model, seed in runs],
-    )
-    results = {model: [] for model in plan.models}
-    for (model, _), result in zip(runs, done):
-        results[model].append(result)
+    results = {
+        model: [experiment.run(run_config(plan, model, seed)) for seed in plan.seeds]
+        for model in plan.models
+    }
     report(plan, results)
 
 
