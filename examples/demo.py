@@ -16,8 +16,9 @@ Two tasks, each with its settings fixed in `presets.py` (`TASKS`):
   test), shrunk to 14 x 14 (196 steps), with the paper's two-phase schedule
   (2 epochs on the auxiliary loss alone, then 28 on both; 30 on both from
   the start for `r-lru-rnn`, as it was chosen, and 30 for models without
-  auxiliary loss). mnist5k's three default models take about 19 minutes on
-  two CPU cores, the LSTM and the r-LSTM about 10 of them;
+  auxiliary loss). mnist5k's three default models take 19 to 30 minutes
+  on two CPU cores (AMD EPYC with and without AVX-512), the LSTM and the
+  r-LSTM about half of that;
 - `generated`: the task of `generated_task.py` (the evidence ends `gap`
   steps before the end of each sequence, `bptt < gap`), in 2 minutes.
 
@@ -59,9 +60,9 @@ from examples.presets import (
     DEFAULT_MODELS,
     DEFAULT_TASK,
     DEMO_MODELS,
-    JOINT_FROM_THE_START,
     RUN_DEFAULTS,
     TASKS,
+    joint_from_the_start,
 )
 
 FLAGS = flags.FLAGS
@@ -140,7 +141,7 @@ def run_config(plan: Plan, model: str, seed: str) -> Config:
     """The `Config` of one run: `model` (a name of `DEMO_MODELS`) with `seed`."""
     model_type, full_bp = DEMO_MODELS[model]
     values = plan.run_values
-    if model_type in JOINT_FROM_THE_START:  # As many epochs as the two phases together.
+    if joint_from_the_start(model_type):  # As many epochs as the two phases together.
         values["epochs"] += values.pop("pretrain_epochs")
     if full_bp:
         values["bptt"] = None

@@ -2,14 +2,16 @@
 
 `DEMO_MODELS` maps each of the demo's models to its `Config.model` (a name
 of `config.AUX_LOSSES`) and whether it backpropagates in full;
-`JOINT_FROM_THE_START` are the models that train both losses from the
-first epoch, as they were chosen, instead of the paper's two phases; `TASKS`
+`JOINT_FROM_THE_START` are the models with an auxiliary loss that train
+both losses from the first epoch, as they were chosen, instead of the
+paper's two phases (`joint_from_the_start`); `TASKS`
 holds each task's settings, fixed before any run (`examples/README.md` says
 why), which `demo.py`'s flags override field by field; `DEFAULT_MODELS` are
 the models a task runs when `--models` is not given.
 """
 
 from examples import generated_task
+from examples.config import AUX_LOSSES
 
 # name: (the `Config.model`, full backpropagation)
 DEMO_MODELS = {
@@ -21,16 +23,24 @@ DEMO_MODELS = {
     "lru-rnn": ("lru-rnn", False),
     "r-lru-rnn": ("r-lru-rnn", False),
 }
-# The `Config.model`s that spend no `pretrain_epochs` on the auxiliary loss
-# alone: they train `pretrain_epochs + epochs` epochs on both losses, as
-# the models without an auxiliary loss train as many on theirs. The LRU
-# read by a tanh RNN was chosen so, without the paper's pretraining
-# (docs/results.md, "The LRU read by a tanh RNN").
-JOINT_FROM_THE_START = ("lstm", "lru-rnn", "r-lru-rnn")
+# The `Config.model`s with an auxiliary loss that spend no
+# `pretrain_epochs` on it alone: they train `pretrain_epochs + epochs`
+# epochs on both losses, as the models without one train as many on
+# theirs. The LRU read by a tanh RNN was chosen so, without the paper's
+# pretraining (docs/results.md, "The LRU read by a tanh RNN").
+JOINT_FROM_THE_START = ("r-lru-rnn",)
+
+
+def joint_from_the_start(model_type: str) -> bool:
+    """Whether the `Config.model` `model_type` trains `pretrain_epochs +
+    epochs` epochs on its losses: a model without an auxiliary loss (it
+    has nothing to pretrain), or one of `JOINT_FROM_THE_START`."""
+    return AUX_LOSSES[model_type] is None or model_type in JOINT_FROM_THE_START
+
 
 # The settings of each task, chosen before measuring the test set (see
 # examples/README.md for why). `pretrain_epochs` applies to the models with an auxiliary loss
-# but those of `JOINT_FROM_THE_START`, which train `pretrain_epochs + epochs`
+# but those that `joint_from_the_start` names, which train `pretrain_epochs + epochs`
 # epochs on their losses, so that every model sees the data as many times.
 _MNIST5K = dict(
     mnist_size=14,

@@ -54,6 +54,7 @@ def check_rows(table, results, configs):
         assert float(cells[10]) == round(result["seconds"] / result["bound_seconds"], 2), row
 
 
+@pytest.mark.end_to_end
 def test_benchmark_writes_its_table_and_plot(tmp_path):
     configs = ("r_lstm", "truncated_lstm", "keras_full_bp", "forward_floor")
     table = run_benchmark(tmp_path, "--backends=tensorflow", f"--configs={','.join(configs)}")

@@ -19,6 +19,7 @@ from examples.presets import TASKS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.end_to_end
 def test_demo_prints_one_row_per_model(tmp_path):
     completed = subprocess.run(
         [
@@ -50,6 +51,7 @@ def test_demo_prints_one_row_per_model(tmp_path):
     assert (tmp_path / "r-lstm-seed0" / "model.keras").exists()
 
 
+@pytest.mark.end_to_end
 def test_the_mnist5k_demo_runs_on_real_digits(tmp_path):
     # The LSTM and the LRU read by a tanh RNN (the r-LSTM runs end to end
     # above, on the generated task; the default models are checked below).

@@ -7,7 +7,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from support import needs_keras
+
+pytestmark = pytest.mark.end_to_end
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_fit.py")
 

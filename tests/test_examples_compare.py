@@ -22,6 +22,7 @@ def run_module(*args):
     ).stdout  # fmt: skip
 
 
+@pytest.mark.end_to_end
 def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
     (tmp_path / "first").mkdir()
     output = tmp_path / "first" / "r-lru-rnn.json"
@@ -61,6 +62,7 @@ def test_one_run_writes_its_result_and_the_report_reads_it(tmp_path):
     assert "different budgets (epochs x digits: 2 x 64, 3 x 64)" in report.stderr
 
 
+@pytest.mark.end_to_end
 @pytest.mark.parametrize(
     "flags, message",
     [

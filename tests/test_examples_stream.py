@@ -5,8 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 # The repository's root, where the scripts run as modules (`python -m examples.stream`).
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.end_to_end
 
 
 def test_stream_example_trains_chunk_by_chunk_and_logs_memory(tmp_path):

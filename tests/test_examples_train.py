@@ -85,6 +85,7 @@ def check_outputs(result, output_dir, phases, has_aux_loss, evaluated_on="test")
     assert events
 
 
+@pytest.mark.end_to_end
 @pytest.mark.parametrize(
     "config, phases, has_aux_loss",
     [
@@ -118,6 +119,7 @@ def test_tfds_experiment_end_to_end(tmp_path, config, phases, has_aux_loss):
     check_outputs(result, tmp_path, phases, has_aux_loss)
 
 
+@pytest.mark.end_to_end
 def test_generated_experiment_end_to_end(tmp_path):
     result = experiment.run(
         dict(
@@ -136,6 +138,7 @@ def test_generated_experiment_end_to_end(tmp_path):
     assert model.predict(tokens, verbose=0).shape == (3, generated_task.NUM_CLASSES)
 
 
+@pytest.mark.end_to_end
 def test_a_run_evaluated_on_the_validation_split_says_so(tmp_path):
     # An LSTM without auxiliary loss: the quickest model to build, and the
     # evaluation's plumbing is the same for every model.
@@ -311,6 +314,7 @@ def test_pooled_pixels_rounds_half_to_even():
         Config(dataset="mnist5k", mnist_size=5)
 
 
+@pytest.mark.end_to_end
 def test_mnist5k_experiment_end_to_end(tmp_path):
     result = experiment.run(
         dict(
@@ -405,6 +409,7 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.end_to_end
 def test_command_line_names_a_missing_dataset_in_one_line(tmp_path):
     command = ["-m", "examples.train", "--dataset=mnist", f"--data_dir={tmp_path}"]
     process = subprocess.run(

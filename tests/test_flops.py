@@ -128,6 +128,7 @@ def test_keras_full_bp_matches_tensorflows_profiler():
     assert counted == flops.total(flops.full_backpropagation_step(net, LENGTH))
 
 
+@pytest.mark.end_to_end
 def test_every_configuration_matches_the_products_jax_traces():
     """JAX traces the real step (the model's loss and its gradient, or the
     forward pass); every `dot_general` in it, times the steps of the loops
